@@ -1,0 +1,151 @@
+"""Configuration: one table of settings, read from the environment once.
+
+Every setting has a name (the environment variable), a default and help text.
+`load()` builds a `Config` from a mapping (the environment by default); tests
+pass a plain dict. Nothing else in the project reads `os.environ`.
+"""
+import os
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+def _bool(text):
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _choice(*choices):
+    def parse(text):
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+    return parse
+
+
+def _optional(text):
+    return text or None
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    attr: str
+    default: str | None
+    parse: object
+    help: str
+
+
+def _s(name, attr, default, parse, help):
+    return Setting(name, attr, default, parse, help)
+
+
+SETTINGS = (
+    _s("DATABASE_URL", "database_url", "sqlite:///data/nexus.db", str,
+       "Any peewee db_url. SQLite paths are relative to the working directory; "
+       "use postgresql://user@host/db in production."),
+    _s("CLAUDE_API_BASE_URL", "upstream_url", "https://api.anthropic.com", str,
+       "The upstream Anthropic API."),
+    _s("CLAUDE_API_TIMEOUT", "upstream_timeout_ms", "600000", int,
+       "Upstream read timeout in milliseconds (also the wait for response headers)."),
+    _s("NEXUS_CONNECT_TIMEOUT", "connect_timeout_ms", "10000", int,
+       "Upstream connect timeout in milliseconds."),
+    _s("HOST", "host", "0.0.0.0", str, "Listen address."),
+    _s("PORT", "port", None, _optional,
+       "Listen port; unset means 3000 for the proxy and 3001 for the dashboard."),
+    _s("CREDENTIALS_DIR", "credentials_dir", "credentials", str,
+       "Directory of <domain>.credentials.json files (Claude Nexus format)."),
+    _s("ENABLE_CLIENT_AUTH", "client_auth", "false", _bool,
+       "true: every /v1/* call needs a client key (Authorization: Bearer or x-api-key)."),
+    _s("DASHBOARD_API_KEY", "dashboard_api_key", None, _optional,
+       "The dashboard's login key. Unset: the dashboard serves loopback only, with a banner."),
+    _s("DASHBOARD_SECRET_KEY", "dashboard_secret_key", None, _optional,
+       "Signs dashboard sessions. Unset: derived from DASHBOARD_API_KEY."),
+    _s("STORAGE_ENABLED", "storage_enabled", "true", _bool, "Record requests."),
+    _s("NEXUS_CAPTURE_BODIES", "capture_bodies", "all", _choice("all", "errors", "none"),
+       "Which request and response bodies to store: all, errors or none."),
+    _s("NEXUS_MAX_BODY_BYTES", "max_body_bytes", "33554432", int,
+       "Request bodies larger than this get 413."),
+    _s("NEXUS_RETENTION_DAYS", "retention_days", "0", int,
+       "Rows older than this many days are pruned by `nexus retention`; 0 keeps all."),
+    _s("NEXUS_SPOOL_DIR", "spool_dir", "data/spool", str,
+       "Where records wait while the database is unreachable."),
+    _s("NEXUS_QUEUE_SIZE", "queue_size", "10000", int,
+       "Records held in memory before the writer spools the overflow to disk."),
+    _s("NEXUS_BATCH_SIZE", "batch_size", "200", int,
+       "Most records the writer inserts in one transaction."),
+    _s("NEXUS_PRICING_FILE", "pricing_file", None, _optional,
+       "A JSON file of model prices that overrides the built-in table."),
+    _s("NEXUS_SUBTASK_TOOLS", "subtask_tools", "Task,Agent", str,
+       "Comma-separated tool names whose calls spawn sub-agent tasks."),
+    _s("NEXUS_UPSTREAM_RETRIES", "upstream_retries", "0", int,
+       "Retries for 529/overloaded and connection errors before any byte reached the "
+       "client; 0 disables."),
+    _s("NEXUS_POOL_SIZE", "pool_size", "100", int,
+       "Upstream keep-alive connections kept per worker."),
+    _s("NEXUS_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"),
+       "Log level of the JSON logs."),
+    _s("SLACK_WEBHOOK_URL", "slack_webhook_url", None, _optional,
+       "Incoming-webhook URL for notifications; a domain's credential file may add its own."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class ConfigError(ValueError):
+    """A setting's value cannot be used."""
+
+
+class Config:
+    """Settings as attributes, immutable once built."""
+
+    def __init__(self, values):
+        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+
+    def __getattr__(self, attr):
+        try:
+            return self._values[attr]
+        except KeyError:
+            raise AttributeError(attr) from None
+
+    def __setattr__(self, attr, value):
+        raise AttributeError("Config is immutable; use replace()")
+
+    def replace(self, **changes):
+        """A copy with some attributes changed."""
+        unknown = set(changes) - set(self._values)
+        if unknown:
+            raise AttributeError(f"unknown settings: {sorted(unknown)}")
+        return Config({**self._values, **changes})
+
+    def as_dict(self):
+        return dict(self._values)
+
+    @property
+    def subtask_tool_names(self):
+        return tuple(t.strip() for t in self.subtask_tools.split(",") if t.strip())
+
+
+def load(environ=None):
+    """Build a Config from `environ` (default: os.environ); unknown keys are ignored."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name, setting.default)
+        if raw is None:
+            values[setting.attr] = None
+            continue
+        try:
+            values[setting.attr] = setting.parse(str(raw))
+        except ValueError as exc:
+            raise ConfigError(f"{setting.name}: {exc}") from None
+    return Config(values)
+
+
+def setting(name):
+    """The Setting called `name`."""
+    return _BY_NAME[name]

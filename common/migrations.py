@@ -1,0 +1,78 @@
+"""Versioned schema migrations, safe when several processes start at once.
+
+Each migration is a function of the database, numbered by its position in
+`MIGRATIONS`. `migrate()` takes a database-wide lock (an advisory lock on
+PostgreSQL, a write transaction on SQLite), applies what is pending, and
+records each version in `nexus_schema_version`. Migrations are idempotent so
+that a half-applied one can be run again: add a column with
+`add_column_if_missing`, which looks before it adds.
+"""
+import logging
+from contextlib import contextmanager
+
+import peewee as pw
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate as _apply
+
+from .models import ALL_MODELS, SchemaVersion
+
+log = logging.getLogger("nexus.migrations")
+
+# Any fixed 64-bit number, the same in every process of every version.
+_ADVISORY_LOCK_KEY = 0x6E657875735F6D67  # "nexus_mg"
+
+
+def _initial_schema(db):
+    db.create_tables(ALL_MODELS, safe=True)
+
+
+MIGRATIONS = (
+    _initial_schema,
+)
+
+
+def add_column_if_missing(db, table, name, field):
+    """Add `name` to `table` unless it is there already."""
+    if name in {c.name for c in db.get_columns(table)}:
+        return
+    migrator = (PostgresqlMigrator if isinstance(db, pw.PostgresqlDatabase) else SqliteMigrator)(db)
+    _apply(migrator.add_column(table, name, field))
+
+
+@contextmanager
+def _schema_lock(db):
+    """Hold a database-wide lock for the duration, inside one transaction."""
+    if isinstance(db, pw.PostgresqlDatabase):
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
+            yield
+    elif isinstance(db, pw.SqliteDatabase):
+        # BEGIN IMMEDIATE takes the write lock up front; a second process
+        # waits on busy_timeout instead of failing half-way.
+        with db.atomic(lock_type="IMMEDIATE"):
+            yield
+    else:
+        with db.atomic():
+            yield
+
+
+def current_version(db):
+    """The highest applied version, 0 for an empty database."""
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    with db.bind_ctx([SchemaVersion]):
+        return SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar() or 0
+
+
+def migrate(db):
+    """Apply pending migrations; return the versions applied (often none)."""
+    with db.bind_ctx((SchemaVersion,) + ALL_MODELS), db.connection_context(), _schema_lock(db):
+        db.create_tables([SchemaVersion], safe=True)
+        done = current_version(db)
+        applied = []
+        for version, step in enumerate(MIGRATIONS, start=1):
+            if version > done:
+                step(db)
+                SchemaVersion.create(version=version)
+                applied.append(version)
+                log.info("applied migration %d (%s)", version, step.__name__)
+        return applied

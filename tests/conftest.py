@@ -1,0 +1,27 @@
+"""Fixtures every test package shares: databases on SQLite and on PostgreSQL."""
+import pytest
+
+from common import db as nexus_db
+from common.migrations import migrate
+from tests.databases import temporary_database
+
+DATABASE_KINDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def db_url(request, tmp_path):
+    """The URL of an empty, migrated database; every test using it runs on both kinds."""
+    with temporary_database(request.param, tmp_path) as url:
+        database = nexus_db.open_database(url)
+        migrate(database)
+        database.close()
+        yield url
+
+
+@pytest.fixture
+def database(db_url):
+    """The models bound to a fresh, migrated database, connected."""
+    database = nexus_db.connect(db_url)
+    database.connect(reuse_if_open=True)
+    yield database
+    database.close()
