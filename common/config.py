@@ -149,3 +149,31 @@ def load(environ=None):
 def setting(name):
     """The Setting called `name`."""
     return _BY_NAME[name]
+
+
+def reference_markdown():
+    """The configuration reference (docs/configuration.md) rendered from SETTINGS."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Every setting is an environment variable, read once at start-up by",
+        "`common/config.py`. This page is generated from that table",
+        "(`python -m common.config > docs/configuration.md`); a test fails when they differ.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for s in SETTINGS:
+        default = "unset" if s.default is None else f"`{s.default}`"
+        lines.append(f"| `{s.name}` | {default} | {s.help} |")
+    lines += [
+        "",
+        "`WEB_CONCURRENCY` and `GUNICORN_CMD_ARGS` are gunicorn's own: `nexus-proxy` and",
+        "`nexus-dashboard` honour them exactly as gunicorn does (worker count, extra flags).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
