@@ -1,0 +1,39 @@
+"""The package boundaries the architecture promises, checked on the source."""
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+FORBIDDEN = {
+    "common": {"proxy", "dashboard", "flask", "gevent", "gunicorn"},
+    "proxy": {"dashboard", "flask", "jinja2", "werkzeug"},
+    "dashboard": {"proxy"},
+}
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_imports_only_what_it_may(package):
+    bad = [f"{path.relative_to(ROOT)} imports {name}"
+           for path in sorted((ROOT / package).rglob("*.py"))
+           for name in _imports(path) if name in FORBIDDEN[package]]
+    # common.db's cooperative-psycopg2 helper imports gevent lazily, inside a function
+    bad = [b for b in bad if not b.startswith("common/db.py imports gevent")]
+    assert not bad, bad
+
+
+def test_contract_layout_exists():
+    expected = ["pyproject.toml", "proxy", "dashboard", "common", "tests", "docs", "Makefile",
+                "README.md", ".ci/run"]
+    missing = [p for p in expected if not (ROOT / p).exists()]
+    assert not missing, missing
