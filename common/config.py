@@ -91,6 +91,10 @@ SETTINGS = (
        "Log level of the JSON logs."),
     _s("SLACK_WEBHOOK_URL", "slack_webhook_url", None, _optional,
        "Incoming-webhook URL for notifications; a domain's credential file may add its own."),
+    _s("NEXUS_OAUTH_TOKEN_URL", "oauth_token_url", "https://console.anthropic.com/v1/oauth/token",
+       str, "Where OAuth credential files' tokens are refreshed."),
+    _s("CLAUDE_OAUTH_CLIENT_ID", "oauth_client_id", "9d1c250a-e61b-44d9-88ed-5944d1962f5e", str,
+       "The OAuth client id sent with refreshes (Claude Code's public client id by default)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
