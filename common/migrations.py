@@ -25,8 +25,15 @@ def _initial_schema(db):
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _client_key_spend_index(db):
+    # The proxy sums a client key's spend today on every budget check (cached briefly).
+    db.execute_sql("CREATE INDEX IF NOT EXISTS api_requests_client_key_id_timestamp "
+                   "ON api_requests (client_key_id, timestamp)")
+
+
 MIGRATIONS = (
     _initial_schema,
+    _client_key_spend_index,
 )
 
 
