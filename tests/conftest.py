@@ -25,3 +25,11 @@ def database(db_url):
     database.connect(reuse_if_open=True)
     yield database
     database.close()
+
+
+@pytest.fixture
+def fake_upstream():
+    """The fake Anthropic API (tests/fake_upstream.py) in its own process, on a free port."""
+    from tests.fake_upstream import start_fake_upstream
+    with start_fake_upstream() as upstream:
+        yield upstream
