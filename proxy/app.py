@@ -1,0 +1,444 @@
+"""The proxy's hot path: WSGI environ → checks → one upstream call → streamed answer.
+
+Read top to bottom: `Proxy.__call__` routes; `relay` reads and checks the request,
+authorises it, calls the upstream once and starts the response; `Relay` passes
+the body on chunk by chunk as it arrives; `_finish` runs once the response is
+over (or the client left) and hands one record to the recorder. Nothing here
+parses SSE, prices tokens or touches the database: the recorder's thread does.
+"""
+import json
+import logging
+import socket
+import time
+import uuid
+from http import HTTPStatus
+
+from common.logs import event
+from common.models import utcnow
+from common.redact import redact_headers
+
+from .auth import AuthError
+from .upstream import UpstreamError
+
+log = logging.getLogger("nexus.proxy")
+
+CHUNK = 65536
+FULL_JSON_CHECK_BYTES = 256 * 1024  # bigger bodies get a structural check (see docs/adr/0031)
+DRAIN_SECONDS = 30.0
+JSON_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens",
+                        "/v1/messages/batches", "/v1/complete"})
+REQUEST_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
+                         "transfer-encoding", "upgrade", "host", "content-length"})
+RESPONSE_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+                          "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
+REASONS = {s.value: s.phrase for s in HTTPStatus} | {529: "Overloaded"}
+JSON_HEADERS = (("content-type", "application/json"),)
+_WS = b" \t\r\n"
+
+
+class Refusal(Exception):
+    """A request the proxy answers itself, in Anthropic's error shape."""
+
+    def __init__(self, status, error_type, message, headers=()):
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+        self.headers = tuple(headers)
+        self.close_after = False
+
+
+def error_body(error_type, message):
+    """Anthropic's error shape as bytes."""
+    return json.dumps({"type": "error", "error": {"type": error_type, "message": message}}).encode()
+
+
+class Exchange:
+    """What one request accumulates on its way through; becomes the record."""
+
+    __slots__ = ("request_id", "start", "timestamp", "domain", "method", "path", "query",
+                 "target", "headers", "body", "grant", "status", "response_headers", "chunks",
+                 "captured", "first_byte", "error", "stream", "overhead_ms")
+
+    def __init__(self, environ):
+        self.start = time.perf_counter()
+        self.timestamp = utcnow()
+        self.request_id = str(uuid.uuid4())
+        self.method = environ["REQUEST_METHOD"]
+        self.target = raw_target(environ)
+        self.path, _, self.query = self.target.partition("?")
+        self.headers = client_headers(environ)
+        self.domain = host_domain(self.headers.get("host") or environ.get("SERVER_NAME", ""))
+        self.body = self.grant = self.status = self.first_byte = self.error = None
+        self.response_headers = {}
+        self.chunks = []
+        self.captured = 0
+        self.stream = False
+        self.overhead_ms = 0.0
+
+
+class Proxy:
+    """The WSGI application."""
+
+    def __init__(self, config, upstream, authenticator, recorder, notifier=None,
+                 metrics=None, ping=None):
+        self.max_body = config.max_body_bytes
+        self.capture_limit = max(config.max_body_bytes, 64 * 1024 * 1024)
+        self.upstream = upstream
+        self.auth = authenticator
+        self.recorder = recorder
+        self.notifier = notifier
+        self.metrics = metrics
+        self.ping = ping
+        self.in_flight = 0
+
+    def __call__(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        if path.startswith("/v1/"):
+            return self.relay(environ, start_response)
+        if path == "/health":
+            return _json(start_response, 200, {"status": "ok"})
+        if path == "/ready":
+            return self.ready(start_response)
+        if path == "/metrics" and self.metrics is not None:
+            text = self.metrics.render(self._scrape_gauges()).encode()
+            start_response("200 OK", [("content-type", "text/plain; version=0.0.4"),
+                                      ("content-length", str(len(text)))])
+            return [text]
+        return _json(start_response, 404, {"type": "error", "error": {
+            "type": "not_found_error", "message": f"{path} is not served here; use /v1/..."}})
+
+    # -- the relay ------------------------------------------------------------------
+    def relay(self, environ, start_response):
+        """Forward one /v1/* request and start streaming the answer."""
+        x = Exchange(environ)
+        self.in_flight += 1
+        try:
+            x.body = self.read_body(environ)
+            if x.method == "POST" and x.path in JSON_PATHS:
+                check_json(x.body)
+            x.grant = self.auth.authorize(x.domain, x.headers)
+            headers = upstream_headers(x.headers, x.grant)
+            sent = time.perf_counter()
+            x.overhead_ms = (sent - x.start) * 1000
+            response = self.upstream.send(x.method, x.target, x.body or None, headers)
+        except Refusal as exc:
+            return self.refuse(x, start_response, exc, environ)
+        except (AuthError, UpstreamError) as exc:
+            return self.refuse(x, start_response, Refusal(
+                exc.status, exc.error_type, exc.message, getattr(exc, "headers", ())), environ)
+        received = time.perf_counter()
+        x.status = response.status
+        out = []
+        for name, value in response.headers.items():
+            lower = name.lower()
+            x.response_headers[lower] = value
+            if lower not in RESPONSE_HOP:
+                out.append((name, value))
+        x.stream = x.response_headers.get("content-type", "").startswith("text/event-stream")
+        x.overhead_ms += (time.perf_counter() - received) * 1000
+        out.append(("x-nexus-request-id", x.request_id))
+        out.append(("x-nexus-overhead-ms", f"{x.overhead_ms:.3f}"))
+        start_response(f"{response.status} {response.reason or REASONS.get(response.status, '')}", out)
+        return Relay(self, x, response, environ.get("gunicorn.socket"))
+
+    def read_body(self, environ):
+        """The request body, refusing (413) past NEXUS_MAX_BODY_BYTES without reading it all."""
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            length = int(length)
+            if length > self.max_body:
+                raise self.too_large(stream, length)
+            return stream.read(length)
+        if environ.get("HTTP_TRANSFER_ENCODING") is None:
+            return b""
+        parts, total = [], 0
+        while piece := stream.read(CHUNK):
+            total += len(piece)
+            if total > self.max_body:
+                raise self.too_large(stream, None)
+            parts.append(piece)
+        return b"".join(parts)
+
+    def too_large(self, stream, length):
+        """A 413 Refusal, after draining the rest of the body so the client reads the answer."""
+        limit = max(self.capture_limit, 2 * self.max_body)
+        refusal = Refusal(413, "request_too_large",
+                          f"Request body exceeds NEXUS_MAX_BODY_BYTES ({self.max_body} bytes).")
+        if length is not None and length > limit:
+            refusal.close_after = True
+        else:
+            refusal.close_after = not drain(stream, limit, DRAIN_SECONDS)
+        return refusal
+
+    def refuse(self, x, start_response, refusal, environ):
+        """Answer a refused or failed request in Anthropic's shape; it is recorded too."""
+        body = error_body(refusal.error_type, refusal.message)
+        x.status, x.error = refusal.status, refusal.message
+        x.chunks, x.captured = [body], len(body)
+        headers = [*JSON_HEADERS, ("content-length", str(len(body))), *refusal.headers,
+                   ("x-nexus-request-id", x.request_id)]
+        x.response_headers = {name: value for name, value in headers}
+        start_response(f"{x.status} {REASONS.get(x.status, '')}", headers)
+        sock = environ.get("gunicorn.socket") if refusal.close_after else None
+        return Answered(self, x, body, sock)
+
+    # -- after the answer ------------------------------------------------------------
+    def finish(self, x):
+        """Once per request, after the last byte or the disconnect: record, count, log."""
+        self.in_flight -= 1
+        now = time.perf_counter()
+        record = make_record(x, now)
+        self.recorder.put(record)
+        if self.notifier is not None and x.grant is not None:
+            self.notifier.submit(record, x.grant.slack_webhook)
+        m = self.metrics
+        if m is not None:
+            m.inc("nexus_requests_total", f'method="{x.method}",status="{x.status}"')
+            m.observe("nexus_request_duration_seconds", now - x.start)
+            m.observe("nexus_overhead_seconds", x.overhead_ms / 1000)
+            if x.first_byte is not None:
+                m.observe("nexus_first_byte_seconds", x.first_byte - x.start)
+            if x.error == "client disconnected":
+                m.inc("nexus_client_disconnects_total")
+            elif x.status in (502, 504) and x.first_byte is None:
+                m.inc("nexus_upstream_errors_total", f'status="{x.status}"')
+        event(log, "request", request_id=x.request_id, method=x.method, path=x.path,
+              domain=x.domain, status=x.status, duration_ms=record["duration_ms"],
+              overhead_ms=round(x.overhead_ms, 3), error=x.error)
+
+    def ready(self, start_response):
+        """200 when the database answers; always the spool backlog."""
+        files, size = self.recorder.spool.backlog()
+        problem = self.ping() if self.ping else None
+        body = {"status": "unavailable" if problem else "ready",
+                "database": problem or "ok", "spool_files": files, "spool_bytes": size,
+                "queue": len(self.recorder.queue)}
+        return _json(start_response, 503 if problem else 200, body)
+
+    def _scrape_gauges(self):
+        return (("nexus_in_flight_requests", "", self.in_flight),
+                ("nexus_recorder_queue_depth", "", len(self.recorder.queue)),
+                ("nexus_spool_backlog_bytes", "", self.recorder.spool.backlog()[1]))
+
+
+class Relay:
+    """The response body iterator: each upstream chunk as it arrives; close() ends it."""
+
+    __slots__ = ("proxy", "x", "response", "done", "cancelled", "closed", "watcher", "sock")
+
+    def __init__(self, proxy, x, response, sock):
+        self.proxy, self.x, self.response, self.sock = proxy, x, response, sock
+        self.done = self.cancelled = self.closed = False
+        # Only streams wait long between chunks; a disconnect must end them at once.
+        self.watcher = watch_disconnect(sock, self) if sock is not None and x.stream else None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.cancelled:
+            raise StopIteration
+        try:
+            chunk = self.response.read1(CHUNK)
+        except Exception as exc:
+            if self.cancelled:
+                raise StopIteration from None
+            self.x.error = f"upstream connection lost: {type(exc).__name__}"
+            abort_client(self.x, exc, self.sock)
+            raise StopIteration from None
+        if not chunk:
+            self.done = not self.cancelled
+            raise StopIteration
+        x = self.x
+        if x.first_byte is None:
+            x.first_byte = time.perf_counter()
+        if x.captured < self.proxy.capture_limit:
+            x.chunks.append(chunk)
+            x.captured += len(chunk)
+        return chunk
+
+    def cancel(self):
+        """The client left: stop reading, and wake a read blocked on the upstream."""
+        self.cancelled = True
+        interrupt(self.response)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        if self.watcher is not None:
+            self.watcher.kill(block=False)
+        if self.done:
+            self.response.release_conn()
+        else:
+            if self.x.error is None:
+                self.x.error = "client disconnected"
+            self.response.close()
+            self.response.release_conn()
+        self.proxy.finish(self.x)
+
+
+class Answered(list):
+    """A one-chunk answer the proxy made itself; close() records it."""
+
+    def __init__(self, proxy, x, body, sock=None):
+        super().__init__((body,))
+        self.proxy, self.x, self.sock = proxy, x, sock
+
+    def close(self):
+        if self.sock is not None:
+            # The unread rest of an oversized body: end the connection after the answer.
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.proxy.finish(self.x)
+
+
+# -- pure helpers --------------------------------------------------------------------
+_HEADER_NAMES = {}
+
+
+def client_headers(environ):
+    """The client's headers as {lower-case name: value}, from a WSGI environ."""
+    headers = {}
+    names = _HEADER_NAMES
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = names.get(key)
+            if name is None:
+                name = key[5:].replace("_", "-").lower()
+                if len(names) < 1024:  # names are client-chosen: bound the cache
+                    names[key] = name
+            headers[name] = value
+    if "CONTENT_TYPE" in environ and environ["CONTENT_TYPE"]:
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    return headers
+
+
+def upstream_headers(headers, grant):
+    """The client's headers minus hop-by-hop and what the grant drops, plus what it sets."""
+    skip = REQUEST_HOP | grant.drop_headers
+    if "connection" in headers:  # Connection may name more hop-by-hop headers
+        skip = skip | {t.strip().lower() for t in headers["connection"].split(",")}
+    out = {k: v for k, v in headers.items() if k not in skip and not k.startswith("proxy-")}
+    for name, value in grant.set_headers:
+        out[name.lower()] = value
+    return out
+
+
+def raw_target(environ):
+    """Path and query exactly as the client sent them (not percent-decoded)."""
+    raw = environ.get("RAW_URI")
+    if raw and raw.startswith("/"):
+        return raw
+    query = environ.get("QUERY_STRING")
+    return environ["PATH_INFO"] + ("?" + query if query else "")
+
+
+def host_domain(host):
+    """The Host header without its port."""
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def check_json(body):
+    """Refuse (400) a JSON endpoint's body that is not a JSON object."""
+    if len(body) <= FULL_JSON_CHECK_BYTES:
+        try:
+            value = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise Refusal(400, "invalid_request_error", "The request body is not valid JSON.") from None
+        if not isinstance(value, dict):
+            raise Refusal(400, "invalid_request_error", "The request body must be a JSON object.")
+        return
+    # Large bodies: the cheap checks (valid UTF-8, braces at both ends); the upstream
+    # still validates the rest and answers 400 in the same shape.
+    start, end = 0, len(body) - 1
+    while start < end and body[start] in _WS:
+        start += 1
+    while end > start and body[end] in _WS:
+        end -= 1
+    if body[start] != 0x7B or body[end] != 0x7D:  # { ... }
+        raise Refusal(400, "invalid_request_error", "The request body must be a JSON object.")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refusal(400, "invalid_request_error", "The request body is not valid UTF-8.") from None
+
+
+def drain(stream, limit, seconds):
+    """Read and discard up to `limit` bytes for up to `seconds`; True if the body ended."""
+    deadline = time.monotonic() + seconds
+    drained = 0
+    while drained < limit and time.monotonic() < deadline:
+        piece = stream.read(CHUNK)
+        if not piece:
+            return True
+        drained += len(piece)
+    return False
+
+
+def make_record(x, now):
+    """The record (docs/architecture.md) of a finished exchange."""
+    grant = x.grant
+    return {
+        "request_id": x.request_id, "timestamp": x.timestamp, "domain": x.domain,
+        "method": x.method, "path": x.path, "query": x.query,
+        "request_headers": redact_headers(x.headers), "request_body": x.body,
+        "response_status": x.status, "response_headers": x.response_headers,
+        "response_body": b"".join(x.chunks) if x.chunks else None, "stream": x.stream,
+        "duration_ms": round((now - x.start) * 1000, 3),
+        "first_token_ms": round((x.first_byte - x.start) * 1000, 3) if x.first_byte else None,
+        "error": x.error, "upstream_request_id": x.response_headers.get("request-id"),
+        "auth_hash": grant.auth_hash if grant else None,
+        "client_key_id": grant.client_key_id if grant else None,
+        "account_id": grant.account_id if grant else None,
+        "session_header": x.headers.get("x-claude-code-session-id"),
+    }
+
+
+def _json(start_response, status, value):
+    body = json.dumps(value).encode()
+    start_response(f"{status} {REASONS.get(status, '')}",
+                   [*JSON_HEADERS, ("content-length", str(len(body)))])
+    return [body]
+
+
+# -- the two places that touch sockets directly ---------------------------------------
+def watch_disconnect(sock, relay):
+    """A greenlet that cancels `relay` when the client closes its connection."""
+    import gevent
+    from gevent.socket import wait_read
+
+    def watch():
+        try:
+            wait_read(sock.fileno())
+            if sock.recv(1, socket.MSG_PEEK):
+                return  # the client sent more (a pipelined request), it is still there
+        except OSError:
+            pass
+        relay.cancel()
+
+    return gevent.spawn(watch)
+
+
+def interrupt(response):
+    """Shut the upstream socket so that a read blocked on it returns now."""
+    try:
+        response.shutdown()
+    except (ValueError, RuntimeError, OSError):
+        pass
+
+
+def abort_client(x, exc, sock):
+    """The upstream broke mid-body: break the client's connection too, so it sees the cut."""
+    event(log, "upstream connection lost mid-response", logging.WARNING,
+          request_id=x.request_id, reason=type(exc).__name__)
+    if sock is None:
+        raise exc
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

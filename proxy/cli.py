@@ -1,0 +1,56 @@
+"""`nexus-proxy`: apply pending migrations, then run the proxy under gunicorn.
+
+Migrations take a database-wide lock, so several proxies starting at once is
+safe. If the database is unreachable the proxy starts anyway: it serves and
+spools records, and its writer applies the migrations once the database is back.
+"""
+import logging
+import os
+import sys
+
+from common import config as nexus_config
+from common import logs
+
+log = logging.getLogger("nexus.proxy.cli")
+
+
+def gunicorn_argv(extra=()):
+    """The gunicorn command line `nexus-proxy` execs (extra arguments appended)."""
+    return [sys.executable, "-m", "gunicorn", "-c", "python:proxy.gunicorn_conf",
+            *extra, "proxy.wsgi:app"]
+
+
+def migrate_or_warn(config):
+    """Apply pending migrations; on failure log why and carry on."""
+    from common.db import open_database
+    from common.migrations import migrate
+
+    try:
+        database = open_database(config.database_url)
+        applied = migrate(database)
+        database.close()
+    except Exception as exc:  # the proxy must come up even when the database is down
+        logs.event(log, "migrations not applied: database unreachable, records will be spooled",
+                   logging.ERROR, reason=f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+        return False
+    if applied:
+        logs.event(log, "migrations applied", versions=applied)
+    return True
+
+
+def main(argv=None, environ=None):
+    """Entry point of `nexus-proxy`; arguments are passed on to gunicorn."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        config = nexus_config.load(environ)
+    except nexus_config.ConfigError as exc:
+        print(f"nexus-proxy: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(config.log_level)
+    migrate_or_warn(config)
+    command = gunicorn_argv(argv)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

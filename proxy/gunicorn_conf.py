@@ -1,0 +1,49 @@
+"""gunicorn settings for the proxy: `gunicorn -c python:proxy.gunicorn_conf proxy.wsgi:app`.
+
+Workers come from WEB_CONCURRENCY and extra flags from GUNICORN_CMD_ARGS, as
+gunicorn itself reads them; this file sets only what the proxy needs: the
+gevent worker, the address from HOST/PORT, JSON logs, and the hooks that start
+and flush the recorder and share metrics between workers.
+"""
+from common import config as nexus_config
+from common import logs
+
+_config = nexus_config.load()
+_host = f"[{_config.host}]" if ":" in _config.host else _config.host
+
+bind = [f"{_host}:{_config.port or 3000}"]
+worker_class = "gevent"
+worker_connections = 2000
+# Streams last minutes: on SIGTERM a worker stops accepting and gives in-flight
+# requests this long to finish, then flushes its records.
+graceful_timeout = 30
+keepalive = 5
+accesslog = None  # the proxy logs one JSON line per request itself
+logconfig_dict = logs.gunicorn_logconfig(_config.log_level)
+# gunicorn 25+ opens a control socket in $HOME by default: several proxies (or the
+# dashboard) on one machine would fight over it, and containers may not have $HOME.
+control_socket_disable = True
+
+
+def on_starting(server):
+    from proxy import metrics
+    metrics.prepare_shared_dir()
+
+
+def on_exit(server):
+    from proxy import metrics
+    metrics.remove_shared_dir()
+
+
+def post_worker_init(worker):
+    """In the worker, after gevent's monkey-patching: cooperative psycopg2, then the app."""
+    from common.db import make_psycopg2_cooperative
+    from proxy import wsgi
+    make_psycopg2_cooperative()
+    wsgi.app.load()
+
+
+def worker_exit(server, worker):
+    """After in-flight requests finished (or the graceful timeout): flush the records."""
+    from proxy import wsgi
+    wsgi.app.stop()

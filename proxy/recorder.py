@@ -1,0 +1,215 @@
+"""Recording off the hot path: a bounded queue and a writer in a real OS thread.
+
+The proxy's greenlets `put()` records without blocking: a deque append (atomic
+under the GIL, so safe between the gevent hub and an OS thread). The writer runs
+in an OS thread, not a greenlet, because SQLite calls would otherwise stall the
+hub; it takes up to NEXUS_BATCH_SIZE records at a time and saves them with
+`common.store.save_records`. When the database is unreachable (or the queue is
+full) records go to the spool; once the database answers again the writer
+replays the spool. A record that the database rejects for its content (not for
+being down) is logged and set aside in the spool's `rejected/` folder.
+"""
+import collections
+import logging
+import os
+import time
+
+import peewee
+
+from common.logs import event
+
+from .spool import Spool, _real_lock
+
+log = logging.getLogger("nexus.recorder")
+
+IDLE_WAIT_S = 0.02
+PROBE_INTERVAL_S = 1.0     # retry a down database at most this often
+REPLAY_INTERVAL_S = 2.0
+METRICS_INTERVAL_S = 1.0
+# Errors that mean "the database is not there right now", not "this record is bad".
+UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError)
+
+
+def _original(module, name, fallback):
+    try:
+        from gevent.monkey import get_original
+        return get_original(module, name)
+    except ImportError:
+        return fallback
+
+
+class Recorder:
+    """Queue records and write them in batches from an OS thread."""
+
+    def __init__(self, config, save, database=None, metrics=None, spool=None, prepare=None):
+        self.enabled = config.storage_enabled
+        self.capacity = max(1, config.queue_size)
+        self.batch_size = max(1, config.batch_size)
+        self.save = save
+        self.prepare = prepare  # e.g. apply migrations, before the first save and after outages
+        self._prepared = prepare is None
+        self.database = database
+        self.metrics = metrics
+        self.spool = spool or Spool(config.spool_dir)
+        self.queue = collections.deque()
+        self.database_up = True
+        self._stopping = False
+        self._done = _real_lock()
+        self._thread_started = False
+        self._sleep = _original("time", "sleep", time.sleep)
+        self._next_probe = self._next_replay = self._next_metrics = 0.0
+
+    def put(self, record):
+        """Hand a record to the writer; never blocks (overflow goes to the spool)."""
+        if not self.enabled:
+            return
+        if len(self.queue) < self.capacity and not self._stopping:
+            self.queue.append(record)
+            return
+        self._spool([record])
+
+    def start(self):
+        """Start the writer thread (once per process, after the fork)."""
+        if self._thread_started:
+            return
+        self._thread_started = True
+        self._done.acquire()
+        _original("_thread", "start_new_thread", __import__("_thread").start_new_thread)(self._run, ())
+
+    def stop(self, timeout=10.0):
+        """Write what is queued (or spool it), then end the writer thread."""
+        self._stopping = True
+        if self._thread_started:
+            if self._done.acquire(timeout=timeout):
+                self._done.release()
+        leftover = self._take(len(self.queue))
+        if leftover:
+            self._spool(leftover)
+        self.spool.rotate()
+
+    def _run(self):
+        try:
+            while True:
+                batch = self._take(self.batch_size)
+                if batch:
+                    self._write(batch)
+                elif self._stopping:
+                    return
+                else:
+                    self._idle()
+        finally:
+            self._done.release()
+
+    def _take(self, count):
+        batch = []
+        while len(batch) < count:
+            try:
+                batch.append(self.queue.popleft())
+            except IndexError:
+                break
+        return batch
+
+    def _idle(self):
+        now = time.monotonic()
+        if now >= self._next_replay:
+            self._next_replay = now + REPLAY_INTERVAL_S
+            self._replay()
+        if self.metrics and now >= self._next_metrics:
+            self._next_metrics = now + METRICS_INTERVAL_S
+            self._flush_metrics()
+        self._sleep(IDLE_WAIT_S)
+
+    def _write(self, batch):
+        if not self.database_up and time.monotonic() < self._next_probe:
+            self._spool(batch)
+            return
+        try:
+            self._save(batch)
+        except UNAVAILABLE as exc:
+            self._mark_down(exc)
+            self._spool(batch)
+            return
+        except Exception:
+            self._write_one_by_one(batch)
+            return
+        self._mark_up()
+        self._count("nexus_records_written_total", len(batch))
+
+    def _save(self, batch):
+        if not self._prepared:
+            self.prepare()
+            self._prepared = True
+        if self.database is not None:
+            self.database.connect(reuse_if_open=True)
+        try:
+            self.save(batch)
+        except Exception:
+            self._close_connection()
+            raise
+
+    def _close_connection(self):
+        try:
+            if self.database is not None:
+                self.database.close()
+        except Exception:
+            pass
+
+    def _write_one_by_one(self, batch):
+        for record in batch:
+            try:
+                self._save([record])
+                self._count("nexus_records_written_total", 1)
+            except UNAVAILABLE as exc:
+                self._mark_down(exc)
+                self._spool([record])
+            except Exception as exc:
+                event(log, "record rejected by the database", logging.ERROR,
+                      request_id=record.get("request_id"), reason=repr(exc)[:500])
+                Spool(os.path.join(self.spool.directory, "rejected")).append([record])
+
+    def _spool(self, records):
+        if self.spool.append(records):
+            self._count("nexus_records_spooled_total", len(records))
+        else:
+            self._count("nexus_records_lost_total", len(records))
+
+    def _replay(self):
+        if not self.database_up and time.monotonic() < self._next_probe:
+            return
+        self.spool.rotate()
+        try:
+            replayed = self.spool.replay(self._save, self.batch_size)
+        except UNAVAILABLE as exc:
+            self._mark_down(exc)
+            return
+        except Exception as exc:
+            event(log, "spool replay failed", logging.ERROR, reason=repr(exc)[:500])
+            return
+        if replayed:
+            self._mark_up()
+            self._count("nexus_records_replayed_total", replayed)
+
+    def _mark_down(self, exc):
+        self._next_probe = time.monotonic() + PROBE_INTERVAL_S
+        if self.database_up:
+            self.database_up = False
+            event(log, "database unreachable: spooling records", logging.ERROR,
+                  reason=str(exc)[:500], spool_dir=self.spool.directory)
+
+    def _mark_up(self):
+        if not self.database_up:
+            self.database_up = True
+            self._next_replay = 0.0  # replay the spool on the next idle turn
+            event(log, "database reachable again: replaying the spool")
+
+    def _count(self, name, amount):
+        if self.metrics:
+            self.metrics.inc(name, amount=amount)
+
+    def _flush_metrics(self):
+        self.metrics.set("nexus_recorder_queue_depth", len(self.queue))
+        self.metrics.set("nexus_database_up", 1 if self.database_up else 0)
+        try:
+            self.metrics.flush()
+        except OSError:
+            pass

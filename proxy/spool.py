@@ -1,0 +1,173 @@
+"""Records that could not reach the database wait on disk, in append-only files.
+
+Each process appends JSON lines to a file of its own (`<host>-<pid>-<n>.jsonl`
+in NEXUS_SPOOL_DIR), holding an exclusive `flock` on it while it is open for
+appending. `replay()` takes every file nobody holds (a closed file, or one left
+by a process that died, kill -9 included: the kernel drops its lock), saves
+its records and deletes it. Saving is idempotent by `request_id`, so a replay
+cut short and run again stores each record once. A torn last line (a crash
+mid-write) is skipped with a log line. When the disk is full, `append()` logs
+one clear line and returns False; the proxy keeps serving.
+"""
+import base64
+import datetime
+import fcntl
+import itertools
+import json
+import logging
+import os
+import socket
+import time
+
+from common.logs import event
+
+log = logging.getLogger("nexus.spool")
+
+_counter = itertools.count(1)
+
+
+def encode(record):
+    """One JSON line for a record: bytes as base64, datetimes as ISO text."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, (bytes, bytearray)):
+            value = {"$b64": base64.b64encode(value).decode("ascii")}
+        elif isinstance(value, datetime.datetime):
+            value = {"$dt": value.isoformat()}
+        out[key] = value
+    return json.dumps(out, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def decode(line):
+    """The record a line of `encode()` holds."""
+    record = json.loads(line)
+    for key, value in record.items():
+        if isinstance(value, dict) and len(value) == 1:
+            if "$b64" in value:
+                record[key] = base64.b64decode(value["$b64"])
+            elif "$dt" in value:
+                record[key] = datetime.datetime.fromisoformat(value["$dt"])
+    return record
+
+
+class Spool:
+    """Append-only spool files in one directory, shared by every process."""
+
+    def __init__(self, directory, lock_factory=None):
+        self.directory = directory
+        self._fd = None
+        self._path = None
+        self._lock = lock_factory() if lock_factory else _real_lock()
+        self._last_complaint = 0.0
+
+    def append(self, records):
+        """Write `records` to this process's file; False when the disk refused them."""
+        data = b"".join(encode(r) for r in records)
+        with self._lock:
+            try:
+                if self._fd is None:
+                    self._open()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                return True
+            except OSError as exc:
+                # A torn line stays at the end of this file; later records start a new one.
+                self._close()
+                self._complain(exc, len(records))
+                return False
+
+    def _open(self):
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}-{next(_counter)}.jsonl"
+        path = os.path.join(self.directory, name)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd, self._path = fd, path
+
+    def _complain(self, exc, count):
+        now = time.monotonic()
+        if now - self._last_complaint >= 10:  # one line per ten seconds, not one per request
+            self._last_complaint = now
+            event(log, "spool write failed: records are being lost", logging.ERROR,
+                  records=count, directory=self.directory, reason=os.strerror(exc.errno or 0),
+                  hint="free space in NEXUS_SPOOL_DIR or bring the database back")
+
+    def rotate(self):
+        """Close this process's file so that replay() may take it."""
+        with self._lock:
+            self._close()
+
+    def _close(self):
+        if self._fd is not None:
+            os.close(self._fd)  # also drops the flock
+            self._fd = self._path = None
+
+    def backlog(self):
+        """(files, bytes) waiting in the spool."""
+        files = size = 0
+        try:
+            with os.scandir(self.directory) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".jsonl"):
+                        files += 1
+                        size += entry.stat().st_size
+        except OSError:
+            pass
+        return files, size
+
+    def replay(self, save, batch_size=200):
+        """Save every unheld spool file's records with `save(list)`; return how many."""
+        try:
+            names = sorted(n for n in os.listdir(self.directory) if n.endswith(".jsonl"))
+        except OSError:
+            return 0
+        total = 0
+        for name in names:
+            path = os.path.join(self.directory, name)
+            if path != self._path:
+                total += self._replay_file(path, save, batch_size)
+        return total
+
+    def _replay_file(self, path, save, batch_size):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0  # another process replayed it
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # still being written, or another process is replaying it
+            if os.fstat(fd).st_nlink == 0:
+                return 0  # replayed and deleted between our listdir and our lock
+            with os.fdopen(os.dup(fd), "rb") as f:
+                records = list(_read_records(f, path))
+            for start in range(0, len(records), batch_size):
+                save(records[start:start + batch_size])  # raises: the file stays for later
+            os.unlink(path)
+            event(log, "spool replayed", file=os.path.basename(path), records=len(records))
+            return len(records)
+        finally:
+            os.close(fd)
+
+
+def _read_records(f, path):
+    for number, line in enumerate(f, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield decode(line)
+        except (ValueError, KeyError):
+            event(log, "spool line unreadable, skipped", logging.WARNING,
+                  file=os.path.basename(path), line=number)
+
+
+def _real_lock():
+    """An OS-thread lock even under gevent's monkey-patching (the writer is a real thread)."""
+    try:
+        from gevent.monkey import get_original
+        return get_original("_thread", "allocate_lock")()
+    except ImportError:
+        import _thread
+        return _thread.allocate_lock()

@@ -1,0 +1,76 @@
+"""The proxy's WSGI entry point and its factory.
+
+`gunicorn proxy.wsgi:app` imports this module in each worker; importing does no
+work. The real application is built on first use (or by the gunicorn hook
+`post_worker_init`) by `create_app()`, the one place the proxy's parts are
+wired together from the configuration.
+"""
+from common import config as nexus_config
+
+
+def create_app(config=None, authenticator=None, notifier=None):
+    """Build the proxy (not yet started) from `config` (default: the environment)."""
+    from common import db, pricing, store
+    from common.migrations import migrate
+
+    from .app import Proxy
+    from .auth import Authenticator
+    from .metrics import Metrics
+    from .recorder import Recorder
+    from .upstream import Upstream
+
+    config = config or nexus_config.load()
+    database = db.connect(config.database_url, pool_size=4)
+    prices = pricing.load_prices(config.pricing_file)
+    metrics = Metrics()
+    recorder = Recorder(
+        config, save=lambda batch: store.save_records(database, batch, prices, config),
+        database=database, metrics=metrics, prepare=lambda: migrate(database))
+    return Proxy(config, Upstream(config), authenticator or Authenticator(config), recorder,
+                 notifier or _notifier(config), metrics, ping=lambda: ping(database))
+
+
+def _notifier(config):
+    try:
+        from .slack import Notifier
+    except ImportError:  # proxy/slack.py is being written in parallel
+        return None
+    return Notifier(config)
+
+
+def ping(database):
+    """None when the database answers a query, else the reason it does not."""
+    try:
+        with database.connection_context():
+            database.execute_sql("SELECT 1")
+    except Exception as exc:  # any failure is the answer, not an error of ours
+        return f"unreachable: {type(exc).__name__}: {str(exc).strip()[:200]}"
+    return None
+
+
+class LazyApp:
+    """The WSGI callable gunicorn loads; builds and starts the proxy on first use."""
+
+    def __init__(self, factory=create_app):
+        self.factory = factory
+        self.proxy = None
+
+    def load(self):
+        """Build and start the proxy once (in the worker, after the fork)."""
+        if self.proxy is None:
+            proxy = self.factory()
+            proxy.recorder.start()
+            self.proxy = proxy
+        return self.proxy
+
+    def stop(self):
+        """Flush the recorder: queued records go to the database or the spool."""
+        if self.proxy is not None:
+            self.proxy.recorder.stop()
+            self.proxy.upstream.close()
+
+    def __call__(self, environ, start_response):
+        return (self.proxy or self.load())(environ, start_response)
+
+
+app = LazyApp()
