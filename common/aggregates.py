@@ -1,0 +1,162 @@
+"""Hourly sums per domain, model and request type (`api_usage_hourly`).
+
+Charts read these instead of raw rows, and they outlive `nexus retention`.
+Latency and time to first token are histograms: `<prefix>_le_<ms>` counts the
+requests above the previous bound and at most `<ms>`; `<prefix>_inf` the rest.
+Buckets are not cumulative, so that a sum over hours is a sum of columns.
+"""
+import datetime
+
+import peewee as pw
+
+from .models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
+
+KEY = ("hour", "domain", "model", "request_type")
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                 "cache_read_input_tokens")
+SUM_COLUMNS = (("requests", "errors") + TOKEN_COLUMNS + ("cost_usd", "duration_ms_sum")
+               + tuple(histogram_columns("latency")) + tuple(histogram_columns("ttft")))
+
+
+def hour_of(moment):
+    """The start of the hour holding `moment`."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_column(prefix, ms):
+    """The histogram column a duration of `ms` milliseconds is counted in."""
+    for bound in LATENCY_BUCKETS_MS:
+        if ms <= bound:
+            return f"{prefix}_le_{bound}"
+    return f"{prefix}_inf"
+
+
+def is_error(row):
+    """An error for the charts: a status of 400 or more, or an error the proxy saw."""
+    return bool(row.get("error")) or (row.get("response_status") or 0) >= 400
+
+
+def increments(row):
+    """(key, {column: increment}) of one api_requests row (a dict)."""
+    key = (hour_of(row["timestamp"]), row.get("domain") or "", row.get("model") or "",
+           row.get("request_type") or "")
+    inc = dict.fromkeys(SUM_COLUMNS, 0)
+    inc.update(requests=1, errors=int(is_error(row)), cost_usd=row.get("cost_usd") or 0.0,
+               duration_ms_sum=row.get("duration_ms") or 0.0)
+    for name in TOKEN_COLUMNS:
+        inc[name] = row.get(name) or 0
+    if row.get("duration_ms") is not None:
+        inc[bucket_column("latency", row["duration_ms"])] = 1
+    if row.get("first_token_ms") is not None:
+        inc[bucket_column("ttft", row["first_token_ms"])] = 1
+    return key, inc
+
+
+def add(rows):
+    """Add rows (dicts) to their hours: one upsert per touched hour/domain/model/type."""
+    totals = {}
+    for row in rows:
+        key, inc = increments(row)
+        if key in totals:
+            for name, value in inc.items():
+                totals[key][name] += value
+        else:
+            totals[key] = inc
+    if not totals:
+        return
+    values = [dict(zip(KEY, key), **inc) for key, inc in totals.items()]
+    update = {getattr(HourlyUsage, c): getattr(HourlyUsage, c) + getattr(pw.EXCLUDED, c)
+              for c in SUM_COLUMNS}
+    target = [getattr(HourlyUsage, c) for c in KEY]
+    for start in range(0, len(values), 100):
+        (HourlyUsage.insert_many(values[start:start + 100])
+         .on_conflict(conflict_target=target, update=update).execute())
+
+
+def _hour_expression(database):
+    if isinstance(getattr(database, "obj", None) or database, pw.PostgresqlDatabase):
+        return pw.fn.date_trunc("hour", ApiRequest.timestamp)
+    return pw.fn.strftime("%Y-%m-%d %H:00:00", ApiRequest.timestamp)
+
+
+def _count_if(condition):
+    return pw.fn.SUM(pw.Case(None, [(condition, 1)], 0))
+
+
+def _histogram_sums(prefix, column):
+    sums, lower = [], None
+    for bound in LATENCY_BUCKETS_MS:
+        condition = column <= bound if lower is None else ((column > lower) & (column <= bound))
+        sums.append(_count_if(condition))
+        lower = bound
+    sums.append(_count_if(column > lower))
+    return [s.alias(name) for s, name in zip(sums, histogram_columns(prefix))]
+
+
+def _start(since):
+    """Where a full rebuild starts: skip a first hour that retention already thinned."""
+    if since is not None:
+        return hour_of(since)
+    first = ApiRequest.select(pw.fn.MIN(ApiRequest.timestamp)).scalar()
+    if first is None:
+        return None
+    if isinstance(first, str):
+        first = datetime.datetime.fromisoformat(first)
+    start = hour_of(first)
+    stored = (HourlyUsage.select(pw.fn.SUM(HourlyUsage.requests))
+              .where(HourlyUsage.hour == start).scalar() or 0)
+    present = (ApiRequest.select(pw.fn.COUNT(ApiRequest.id))
+               .where(ApiRequest.timestamp >= start,
+                      ApiRequest.timestamp < start + datetime.timedelta(hours=1)).scalar())
+    return start + datetime.timedelta(hours=1) if stored > present else start
+
+
+def rebuild(database, since=None):
+    """Recompute the hours from `since` (default: all hours raw rows still cover)."""
+    start = _start(since)
+    if start is None:
+        return 0
+    hour = _hour_expression(database)
+    select = (ApiRequest.select(
+        hour.alias("hour"), ApiRequest.domain,
+        pw.fn.COALESCE(ApiRequest.model, "").alias("model"),
+        pw.fn.COALESCE(ApiRequest.request_type, "").alias("request_type"),
+        pw.fn.COUNT(ApiRequest.id).alias("requests"),
+        _count_if((ApiRequest.response_status >= 400) | ApiRequest.error.is_null(False)).alias("errors"),
+        *[pw.fn.SUM(getattr(ApiRequest, c)).alias(c) for c in TOKEN_COLUMNS],
+        pw.fn.SUM(ApiRequest.cost_usd).alias("cost_usd"),
+        pw.fn.COALESCE(pw.fn.SUM(ApiRequest.duration_ms), 0).alias("duration_ms_sum"),
+        *_histogram_sums("latency", ApiRequest.duration_ms),
+        *_histogram_sums("ttft", ApiRequest.first_token_ms))
+        .where(ApiRequest.timestamp >= start)
+        .group_by(hour, ApiRequest.domain, pw.fn.COALESCE(ApiRequest.model, ""),
+                  pw.fn.COALESCE(ApiRequest.request_type, "")))
+    fields = [getattr(HourlyUsage, c) for c in KEY + SUM_COLUMNS]
+    with database.atomic():
+        HourlyUsage.delete().where(HourlyUsage.hour >= start).execute()
+        return HourlyUsage.insert_from(select, fields).execute()
+
+
+def histogram(row, prefix):
+    """The bucket counts of one histogram from an HourlyUsage row or dict, in order."""
+    get = row.get if isinstance(row, dict) else (lambda name: getattr(row, name))
+    return [get(name) or 0 for name in histogram_columns(prefix)]
+
+
+def percentile_from_histogram(counts, q):
+    """The q-quantile (0 <= q <= 1) in ms, interpolated inside its bucket; None if empty.
+
+    A quantile that falls in the open last bucket is reported as the last bound.
+    """
+    if not 0 <= q <= 1:
+        raise ValueError(f"q must be between 0 and 1, got {q}")
+    total = sum(counts)
+    if not total:
+        return None
+    target, seen, lower = q * total, 0, 0.0
+    for bound, count in zip(LATENCY_BUCKETS_MS, counts):
+        if count and seen + count >= target:
+            return lower + (bound - lower) * (target - seen) / count
+        seen += count
+        lower = float(bound)
+    return float(LATENCY_BUCKETS_MS[-1])

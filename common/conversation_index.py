@@ -1,0 +1,196 @@
+"""Conversation links: the rule book (`link`) and the rows it consults (`LinkIndex`).
+
+`LinkIndex.prefetch` loads, in a handful of queries per batch, every earlier row a
+batch could link to; the batch's own rows join the index as they are linked, so
+that a batch may hold a parent and its child. The rules are explained, with
+examples, in docs/conversations.md.
+"""
+import datetime
+from collections import defaultdict
+
+from . import linking
+from .models import ApiRequest, TaskInvocation
+from .rows import COMPACTION_TOOL_ID
+
+MAIN_BRANCH = "main"
+# A sub-agent starts seconds after its Task call; a day bounds accidental matches
+# of a later, unrelated conversation that happens to open with the same prompt.
+TASK_WINDOW = datetime.timedelta(hours=24)
+_SIDE_BRANCHES = ("subtask_", "compact_")
+_CHUNK = 500
+
+_FIELDS = (ApiRequest.request_id, ApiRequest.domain, ApiRequest.timestamp,
+           ApiRequest.conversation_id, ApiRequest.branch_id, ApiRequest.parent_request_id,
+           ApiRequest.is_subtask, ApiRequest.parent_task_request_id,
+           ApiRequest.current_message_hash, ApiRequest.session_id, ApiRequest.system_hash,
+           ApiRequest.response_status, ApiRequest.error, ApiRequest.request_type)
+
+
+def _chunks(items):
+    items = list(items)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+def _ok(row):
+    return not row.get("error") and (row.get("response_status") or 0) < 400
+
+
+class LinkIndex:
+    """Earlier rows by message hash, by parent, and Task calls by prompt hash."""
+
+    def __init__(self):
+        self._rows = {}
+        self._by_hash = defaultdict(list)
+        self._children = defaultdict(list)
+        self._tasks = defaultdict(list)
+
+    def _keep(self, row):
+        if row["request_id"] in self._rows:
+            return
+        self._rows[row["request_id"]] = row
+        if row.get("conversation_id"):
+            self._by_hash[(row["domain"], row["current_message_hash"])].append(row)
+            if row.get("parent_request_id"):
+                self._children[row["parent_request_id"]].append(row)
+
+    def add(self, row, found):
+        """Make a just-linked row (and the Task calls in its answer) visible to later rows."""
+        self._rows.pop(row["request_id"], None)
+        self._keep(row)
+        for tool_use_id, key in found.invocations:
+            self._tasks[(row["domain"], key)].append(
+                (row["timestamp"], row["request_id"], tool_use_id))
+
+    def _fetch(self, *conditions):
+        query = ApiRequest.select(*_FIELDS)
+        for condition in conditions:
+            query = query.where(condition)
+        for row in query.dicts():
+            self._keep(row)
+
+    def prefetch(self, items):
+        """Load the stored rows that the (row, Features) pairs of a batch may link to."""
+        domains = sorted({row["domain"] for row, _ in items})
+        hashes = {h for row, found in items if row["request_type"] == "inference"
+                  for h in linking.ancestor_hashes(found.hashes) if h}
+        for chunk in _chunks(hashes):
+            self._fetch(ApiRequest.current_message_hash.in_(chunk),
+                        ApiRequest.conversation_id.is_null(False), ApiRequest.domain.in_(domains))
+        parents = list(self._rows.values())
+        for chunk in _chunks(parents):
+            self._fetch(ApiRequest.conversation_id.in_({r["conversation_id"] for r in chunk}),
+                        ApiRequest.parent_request_id.in_([r["request_id"] for r in chunk]))
+        keys = {k for _, found in items for k in found.prompt_hashes + [found.continuation] if k}
+        for chunk in _chunks(keys):
+            query = TaskInvocation.select().where(TaskInvocation.prompt_hash.in_(chunk),
+                                                  TaskInvocation.domain.in_(domains))
+            for task in query:
+                self._tasks[(task.domain, task.prompt_hash)].append(
+                    (task.timestamp, task.request_id, task.tool_use_id))
+        wanted = {rid for tasks in self._tasks.values() for _, rid, _ in tasks} - set(self._rows)
+        for chunk in _chunks(wanted):
+            self._fetch(ApiRequest.request_id.in_(chunk))
+
+    def parent(self, row, hashes):
+        """The request whose messages this one continues, nearest ancestor first."""
+        for key in hashes:
+            found = [r for r in self._by_hash.get((row["domain"], key), ())
+                     if r["timestamp"] <= row["timestamp"] and r["request_id"] != row["request_id"]]
+            if found:
+                session = row.get("session_id")
+                return max(found, key=lambda r: (
+                    _ok(r), session is not None and r.get("session_id") == session,
+                    r.get("system_hash") == row.get("system_hash"), r["timestamp"]))
+        return None
+
+    def branch(self, parent, row):
+        """The parent's branch for its first child (or a retry of it); a new one otherwise."""
+        siblings = [k for k in self._children.get(parent["request_id"], ())
+                    if k["request_id"] != row["request_id"] and k["timestamp"] <= row["timestamp"]
+                    and not (k["branch_id"] != parent["branch_id"]
+                             and k["branch_id"].startswith(_SIDE_BRANCHES))]
+        if not siblings:
+            return parent["branch_id"]
+        for sibling in siblings:
+            if sibling["current_message_hash"] == row["current_message_hash"]:
+                return sibling["branch_id"]
+        return f"branch_{row['request_id'][:8]}"
+
+    def task(self, row, keys, compaction=False):
+        """The request whose answer made the Task call (or summary) matching `keys`."""
+        best = None
+        for key in keys:
+            for at, request_id, tool_use_id in self._tasks.get((row["domain"], key), ()):
+                if (tool_use_id == COMPACTION_TOOL_ID) != compaction or at > row["timestamp"]:
+                    continue
+                if at < row["timestamp"] - TASK_WINDOW or request_id == row["request_id"]:
+                    continue
+                if best is None or at > best[0]:
+                    best = (at, request_id)
+        return self._rows.get(best[1]) if best else None
+
+    def same_session(self, row, system_hash=None, subtasks=True):
+        """The latest earlier inference row of the same session (and system prompt)."""
+        if not row.get("session_id"):
+            return None
+        query = (ApiRequest.select(*_FIELDS)
+                 .where(ApiRequest.domain == row["domain"],
+                        ApiRequest.session_id == row["session_id"],
+                        ApiRequest.timestamp <= row["timestamp"],
+                        ApiRequest.request_id != row["request_id"],
+                        ApiRequest.request_type == "inference",
+                        ApiRequest.conversation_id.is_null(False))
+                 .order_by(ApiRequest.timestamp.desc()).limit(20))
+        if system_hash:
+            query = query.where(ApiRequest.system_hash == system_hash)
+        candidates = list(query.dicts()) + [
+            r for r in self._rows.values()
+            if r.get("session_id") == row["session_id"] and r["domain"] == row["domain"]
+            and r.get("conversation_id") and r["request_type"] == "inference"
+            and r["timestamp"] <= row["timestamp"] and r["request_id"] != row["request_id"]
+            and (not system_hash or r.get("system_hash") == system_hash)]
+        candidates = [self._rows.get(r["request_id"], r) for r in candidates
+                      if subtasks or not self._rows.get(r["request_id"], r)["is_subtask"]]
+        return max(candidates, key=lambda r: r["timestamp"]) if candidates else None
+
+
+def _unlinked(row=None):
+    if row is None:
+        return {"conversation_id": None, "branch_id": None, "parent_request_id": None,
+                "is_subtask": False, "parent_task_request_id": None}
+    return {"conversation_id": row["request_id"], "branch_id": MAIN_BRANCH,
+            "parent_request_id": None, "is_subtask": False, "parent_task_request_id": None}
+
+
+def _child(parent, branch):
+    return {"conversation_id": parent["conversation_id"] or parent["request_id"],
+            "branch_id": branch, "parent_request_id": parent["request_id"],
+            "is_subtask": bool(parent.get("is_subtask")),
+            "parent_task_request_id": parent.get("parent_task_request_id")}
+
+
+def link(row, found, index):
+    """The link columns of `row`, given its linking Features and the earlier rows."""
+    if row["request_type"] != "inference" or not row["message_count"]:
+        return _unlinked()
+    rid = row["request_id"]
+    parent = index.parent(row, linking.ancestor_hashes(found.hashes))
+    if parent:
+        return _child(parent, index.branch(parent, row))
+    if found.continuation:
+        summarised = (index.task(row, [found.continuation], compaction=True)
+                      or index.same_session(row, subtasks=False))
+        if summarised:
+            return _child(summarised, f"compact_{rid[:8]}")
+    if row["message_count"] == 1 and found.prompt_hashes:
+        spawner = index.task(row, found.prompt_hashes)
+        if spawner:
+            links = _child(spawner, f"subtask_{rid[:8]}")
+            links.update(is_subtask=True, parent_task_request_id=spawner["request_id"])
+            return links
+    if row["message_count"] >= 3:
+        near = index.same_session(row, system_hash=row.get("system_hash"))
+        if near:
+            return _child(near, index.branch(near, row))
+    return _unlinked(row)
