@@ -32,9 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from email import policy
-from email.parser import BytesParser
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests import fake_upstream_data as data
@@ -47,19 +45,14 @@ TOKEN_LIMIT = 400000
 class State:
     """What the server remembers: requests received, cached prompts, batches, files."""
 
-    def __init__(self, scenario=""):
+    def __init__(self, scenario="", max_records=10000):
         self.lock = threading.Lock()
         self.scenario = scenario
-        self.requests = []
+        self.requests = deque(maxlen=max_records)  # a soak run must not grow it forever
         self.cache = set()
         self.batches = {}
         self.files = {}
         self.count = 0
-
-
-def _iso(seconds_from_now):
-    moment = datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -138,7 +131,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"requests": list(state.requests)}, plain=True)
         if self.route == "/_fake/requests" and self.command == "DELETE":
             with state.lock:
-                cleared, state.requests = len(state.requests), []
+                cleared = len(state.requests)
+                state.requests.clear()
             return self._json(200, {"cleared": cleared}, plain=True)
         return self._json(404, data.error_body("not_found_error", "Not Found"), plain=True)
 
@@ -150,20 +144,20 @@ class Handler(BaseHTTPRequestHandler):
             "anthropic-organization-id": "00000000-0000-4000-8000-00000000fa4e",
             "anthropic-ratelimit-requests-limit": str(RATE_LIMIT),
             "anthropic-ratelimit-requests-remaining": str(remaining),
-            "anthropic-ratelimit-requests-reset": _iso(60),
+            "anthropic-ratelimit-requests-reset": data.iso_time(60),
             "anthropic-ratelimit-tokens-limit": str(TOKEN_LIMIT),
             "anthropic-ratelimit-tokens-remaining": str(TOKEN_LIMIT - 1000),
-            "anthropic-ratelimit-tokens-reset": _iso(60),
+            "anthropic-ratelimit-tokens-reset": data.iso_time(60),
             "anthropic-ratelimit-input-tokens-limit": str(TOKEN_LIMIT),
             "anthropic-ratelimit-input-tokens-remaining": str(TOKEN_LIMIT - 1000),
-            "anthropic-ratelimit-input-tokens-reset": _iso(60),
+            "anthropic-ratelimit-input-tokens-reset": data.iso_time(60),
             "anthropic-ratelimit-output-tokens-limit": str(TOKEN_LIMIT // 5),
             "anthropic-ratelimit-output-tokens-remaining": str(TOKEN_LIMIT // 5),
-            "anthropic-ratelimit-output-tokens-reset": _iso(60),
+            "anthropic-ratelimit-output-tokens-reset": data.iso_time(60),
         }
         unified = self.headers.get("x-fake-unified")
         if unified or self.headers.get("Authorization", "").lower().startswith("bearer "):
-            headers.update(_unified_headers(float(unified or "0.25")))
+            headers.update(data.unified_headers(float(unified or "0.25")))
         return headers
 
     def _start(self, status, content_type, extra=(), length=None):
@@ -250,14 +244,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- endpoints ----------------------------------------------------------
     def _request_json(self):
+        """The body as JSON, or None when it is not JSON (the API answers 400 then)."""
         try:
             return json.loads(self.body or b"null")
         except (UnicodeDecodeError, ValueError):
-            return ValueError("There was an error parsing the body as JSON")
+            return None
 
     def messages(self):
         request = self._request_json()
-        problem = (str(request) if isinstance(request, ValueError)
+        problem = ("There was an error parsing the body as JSON" if request is None
                    else data.validate_messages_request(request))
         if problem:
             return self._error(400, "invalid_request_error", problem)
@@ -291,14 +286,14 @@ class Handler(BaseHTTPRequestHandler):
         results = [{"custom_id": item.get("custom_id"), "result": {
             "type": "succeeded", "message": data.build_message(item.get("params") or {})}}
             for item in request["requests"]]
-        batch = _batch_object(batch_id, len(results))
+        batch = data.batch_object(batch_id, len(results))
         with self.server.state.lock:
             self.server.state.batches[batch_id] = (batch, results)
         return self._json(200, batch)
 
     def list_batches(self):
         with self.server.state.lock:
-            batches = [_ended(b, self._base()) for b, _ in self.server.state.batches.values()]
+            batches = [data.batch_ended(b, self._base()) for b, _ in self.server.state.batches.values()]
         first, last = (batches[0]["id"], batches[-1]["id"]) if batches else (None, None)
         return self._json(200, {"data": batches, "has_more": False,
                                 "first_id": first, "last_id": last})
@@ -308,7 +303,7 @@ class Handler(BaseHTTPRequestHandler):
             found = self.server.state.batches.get(batch_id)
         if found is None:
             return self._error(404, "not_found_error", f"batch {batch_id} not found")
-        return self._json(200, _ended(found[0], self._base()))
+        return self._json(200, data.batch_ended(found[0], self._base()))
 
     def batch_results(self, batch_id):
         with self.server.state.lock:
@@ -320,11 +315,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def upload_file(self):
-        name, mime, content = _multipart_file(self.headers.get("Content-Type", ""), self.body)
+        name, mime, content = data.multipart_file(self.headers.get("Content-Type", ""), self.body)
         if content is None:
             return self._error(400, "invalid_request_error", "file: Field required")
         info = {"id": "file_011C" + uuid.uuid4().hex[:20], "type": "file", "filename": name,
-                "mime_type": mime, "size_bytes": len(content), "created_at": _iso(0),
+                "mime_type": mime, "size_bytes": len(content), "created_at": data.iso_time(0),
                 "downloadable": False}
         with self.server.state.lock:
             self.server.state.files[info["id"]] = info
@@ -337,52 +332,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _base(self):
         return f"http://{self.headers.get('Host', '127.0.0.1')}"
-
-
-def _unified_headers(utilisation):
-    status = "allowed" if utilisation < 0.8 else "allowed_warning"
-    reset = str(int(time.time()) + 3600)
-    return {
-        "anthropic-ratelimit-unified-status": status,
-        "anthropic-ratelimit-unified-reset": reset,
-        "anthropic-ratelimit-unified-representative-claim": "five_hour",
-        "anthropic-ratelimit-unified-fallback-percentage": "0.5",
-        "anthropic-ratelimit-unified-5h-status": status,
-        "anthropic-ratelimit-unified-5h-reset": reset,
-        "anthropic-ratelimit-unified-5h-utilization": f"{utilisation:.2f}",
-        "anthropic-ratelimit-unified-7d-status": "allowed",
-        "anthropic-ratelimit-unified-7d-reset": str(int(time.time()) + 86400 * 3),
-        "anthropic-ratelimit-unified-7d-utilization": f"{utilisation / 4:.2f}",
-    }
-
-
-def _batch_object(batch_id, count):
-    return {"id": batch_id, "type": "message_batch", "processing_status": "in_progress",
-            "request_counts": {"processing": count, "succeeded": 0, "errored": 0,
-                               "canceled": 0, "expired": 0},
-            "ended_at": None, "created_at": _iso(0), "expires_at": _iso(86400),
-            "archived_at": None, "cancel_initiated_at": None, "results_url": None}
-
-
-def _ended(batch, base):
-    """Batches finish at once: any read after creation sees them ended."""
-    counts = batch["request_counts"]
-    total = sum(counts.values())
-    return dict(batch, processing_status="ended", ended_at=batch["created_at"],
-                request_counts=dict(counts, processing=0, succeeded=total),
-                results_url=f"{base}/v1/messages/batches/{batch['id']}/results")
-
-
-def _multipart_file(content_type, body):
-    """(filename, mime type, bytes) of the first file part of a multipart body."""
-    if "multipart/form-data" not in content_type:
-        return None, None, None
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    for part in message.iter_parts():
-        if part.get_filename() is not None or part.get_param("name", header="content-disposition") == "file":
-            return part.get_filename(), part.get_content_type(), part.get_payload(decode=True)
-    return None, None, None
 
 
 ROUTES = (
@@ -443,14 +392,18 @@ class Received(dict):
 
 
 @contextlib.contextmanager
-def start_fake_upstream(scenario="", verbose=False, timeout=10):
-    """Run the fake upstream in its own process on a free loopback port; stop it after."""
+def start_fake_upstream(scenario="", verbose=False, timeout=10, args=()):
+    """Run the fake upstream in its own process on a free loopback port; stop it after.
+
+    `scenario` is the default x-fake-scenario; `args` are extra command-line flags.
+    """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     command = [sys.executable, "-m", "tests.fake_upstream", "--port", "0"]
     if scenario:
         command += ["--scenario", scenario]
     if verbose:
         command.append("--verbose")
+    command += list(args)
     process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         port = _await_port(process, timeout)
@@ -486,10 +439,10 @@ class Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(host="127.0.0.1", port=0, scenario="", verbose=False):
+def make_server(host="127.0.0.1", port=0, scenario="", verbose=False, max_records=10000):
     """A fake upstream bound to (host, port), not yet serving."""
     server = Server((host, port), Handler)
-    server.state = State(scenario)
+    server.state = State(scenario, max_records)
     server.verbose = verbose
     return server
 
@@ -500,8 +453,10 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--scenario", default="", help="default x-fake-scenario")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    parser.add_argument("--max-records", type=int, default=10000,
+                        help="requests kept for GET /_fake/requests (oldest dropped)")
     args = parser.parse_args(argv)
-    server = make_server(args.host, args.port, args.scenario, args.verbose)
+    server = make_server(args.host, args.port, args.scenario, args.verbose, args.max_records)
     print(f"listening on {server.server_address[1]}", flush=True)
     try:
         server.serve_forever(poll_interval=0.1)

@@ -7,6 +7,10 @@ test can compare the message rebuilt from a stream with the non-streamed one.
 import base64
 import hashlib
 import json
+import time
+from datetime import datetime, timedelta, timezone
+from email import policy
+from email.parser import BytesParser
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 # (id, display name, release date). Tests should use ids the SDK does not warn about
@@ -319,3 +323,55 @@ def encode_event(name, data):
 def sse_bytes(message, chunks=3, delta_usage="output"):
     """The whole SSE body for `message`."""
     return b"".join(encode_event(n, d) for n, d in sse_events(message, chunks, delta_usage))
+
+
+def iso_time(seconds_from_now):
+    """An RFC 3339 UTC time, as the rate-limit reset headers give it."""
+    moment = datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unified_headers(utilisation):
+    status = "allowed" if utilisation < 0.8 else "allowed_warning"
+    reset = str(int(time.time()) + 3600)
+    return {
+        "anthropic-ratelimit-unified-status": status,
+        "anthropic-ratelimit-unified-reset": reset,
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        "anthropic-ratelimit-unified-fallback-percentage": "0.5",
+        "anthropic-ratelimit-unified-5h-status": status,
+        "anthropic-ratelimit-unified-5h-reset": reset,
+        "anthropic-ratelimit-unified-5h-utilization": f"{utilisation:.2f}",
+        "anthropic-ratelimit-unified-7d-status": "allowed",
+        "anthropic-ratelimit-unified-7d-reset": str(int(time.time()) + 86400 * 3),
+        "anthropic-ratelimit-unified-7d-utilization": f"{utilisation / 4:.2f}",
+    }
+
+
+def batch_object(batch_id, count):
+    return {"id": batch_id, "type": "message_batch", "processing_status": "in_progress",
+            "request_counts": {"processing": count, "succeeded": 0, "errored": 0,
+                               "canceled": 0, "expired": 0},
+            "ended_at": None, "created_at": iso_time(0), "expires_at": iso_time(86400),
+            "archived_at": None, "cancel_initiated_at": None, "results_url": None}
+
+
+def batch_ended(batch, base):
+    """Batches finish at once: any read after creation sees them ended."""
+    counts = batch["request_counts"]
+    total = sum(counts.values())
+    return dict(batch, processing_status="ended", ended_at=batch["created_at"],
+                request_counts=dict(counts, processing=0, succeeded=total),
+                results_url=f"{base}/v1/messages/batches/{batch['id']}/results")
+
+
+def multipart_file(content_type, body):
+    """(filename, mime type, bytes) of the first file part of a multipart body."""
+    if "multipart/form-data" not in content_type:
+        return None, None, None
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    for part in message.iter_parts():
+        if part.get_filename() is not None or part.get_param("name", header="content-disposition") == "file":
+            return part.get_filename(), part.get_content_type(), part.get_payload(decode=True)
+    return None, None, None

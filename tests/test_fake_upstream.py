@@ -193,6 +193,13 @@ def test_server_default_scenario_applies_without_header():
         assert response.status == 529
 
 
+def test_record_keeps_only_the_latest_requests():
+    with start_fake_upstream(args=["--max-records", "2"]) as upstream:
+        for path in ("/v1/a", "/v1/b", "/v1/c"):
+            _post(upstream, path, b"{}")
+        assert [r["path"] for r in upstream.requests()] == ["/v1/b", "/v1/c"]
+
+
 def test_unified_headers_for_oauth_requests(fake_upstream):
     response, _ = _post(fake_upstream, "/v1/messages", _body(),
                         {"authorization": "Bearer sk-ant-oat01-x", "x-fake-unified": "0.93"})
