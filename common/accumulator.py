@@ -14,6 +14,13 @@ from common.sse import SSEParser
 
 # Blocks whose input arrives as input_json_delta pieces.
 _JSON_INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+# delta type -> (block field it extends, delta field holding the piece)
+_DELTA_FIELDS = {
+    "text_delta": ("text", "text"),
+    "thinking_delta": ("thinking", "thinking"),
+    "signature_delta": ("signature", "signature"),
+    "input_json_delta": ("input", "partial_json"),
+}
 
 
 def merge_usage(base, update):
@@ -42,7 +49,7 @@ class MessageAccumulator:
     def __init__(self):
         self._head = None
         self._blocks = {}
-        self._json = {}
+        self._pieces = {}
         self.usage = {}
         self.error = None
         self.complete = False
@@ -65,27 +72,22 @@ class MessageAccumulator:
         self.usage = merge_usage(self.usage, self._head.pop("usage", None))
 
     def _on_content_block_start(self, data):
-        block = copy.deepcopy(data["content_block"])
-        self._blocks[int(data["index"])] = block
-        if block.get("type") in _JSON_INPUT_BLOCKS:
-            self._json[int(data["index"])] = []
+        index = int(data["index"])
+        self._blocks[index] = copy.deepcopy(data["content_block"])
+        # Deltas are kept as lists of pieces and joined when read: appending to a string
+        # in a dict copies it each time, which is quadratic on long answers.
+        self._pieces[index] = {}
 
     def _on_content_block_delta(self, data):
         index, delta = int(data["index"]), data["delta"]
-        block = self._blocks.get(index)
-        if block is None:
+        if index not in self._blocks:
             return
-        kind = delta.get("type")
-        if kind == "text_delta":
-            block["text"] = block.get("text", "") + delta["text"]
-        elif kind == "input_json_delta" and index in self._json:
-            self._json[index].append(delta["partial_json"])
-        elif kind == "thinking_delta":
-            block["thinking"] = block.get("thinking", "") + delta["thinking"]
-        elif kind == "signature_delta":
-            block["signature"] = block.get("signature", "") + delta["signature"]
-        elif kind == "citations_delta":
-            block.setdefault("citations", []).append(delta["citation"])
+        pieces = self._pieces[index]
+        field, value = _DELTA_FIELDS.get(delta.get("type"), (None, None))
+        if field is not None:
+            pieces.setdefault(field, []).append(str(delta[value]))
+        elif delta.get("type") == "citations_delta":
+            self._blocks[index].setdefault("citations", []).append(delta["citation"])
 
     def _on_message_delta(self, data):
         if self._head is not None:
@@ -110,12 +112,15 @@ class MessageAccumulator:
 
     def _finished(self, index):
         block = copy.deepcopy(self._blocks[index])
-        pieces = self._json.get(index)
-        if pieces and "".join(pieces).strip():
-            try:
-                block["input"] = json.loads("".join(pieces))
-            except ValueError:
-                pass  # truncated mid-input: keep what content_block_start gave
+        for field, pieces in self._pieces[index].items():
+            joined = "".join(pieces)
+            if field != "input":
+                block[field] = block.get(field, "") + joined
+            elif block.get("type") in _JSON_INPUT_BLOCKS and joined.strip():
+                try:
+                    block["input"] = json.loads(joined)
+                except ValueError:
+                    pass  # truncated mid-input: keep what content_block_start gave
         return block
 
     def result(self):
