@@ -119,16 +119,19 @@ class LinkIndex:
 
     def task(self, row, keys, compaction=False):
         """The request whose answer made the Task call (or summary) matching `keys`."""
-        best = None
+        found = []
         for key in keys:
             for at, request_id, tool_use_id in self._tasks.get((row["domain"], key), ()):
                 if (tool_use_id == COMPACTION_TOOL_ID) != compaction or at > row["timestamp"]:
                     continue
-                if at < row["timestamp"] - TASK_WINDOW or request_id == row["request_id"]:
+                if at < row["timestamp"] - TASK_WINDOW or request_id not in self._rows:
                     continue
-                if best is None or at > best[0]:
-                    best = (at, request_id)
-        return self._rows.get(best[1]) if best else None
+                if request_id != row["request_id"]:
+                    found.append(self._rows[request_id])
+        session = row.get("session_id")
+        # Two sessions may hand out the same prompt; the caller's own session wins.
+        return max(found, key=lambda r: (session is not None and r.get("session_id") == session,
+                                         r["timestamp"]), default=None)
 
     def same_session(self, row, system_hash=None, subtasks=True):
         """The latest earlier inference row of the same session (and system prompt)."""

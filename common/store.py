@@ -116,20 +116,23 @@ def _stored_features(row, config):
     message = parse_json(row.pop("response_body"))
     message = message if isinstance(message, dict) and message.get("type") == "message" else None
     if isinstance(body, dict) and isinstance(body.get("messages"), list):
-        return features(body, message, config), message is not None
+        return features(body, message, config), message is not None, True
     found = features(None, None, config)
     found.hashes = [None, row["parent_message_hash"], None, row["current_message_hash"]]
-    return found, False
+    return found, False, False
 
 
 def _relink_batch(rows, config):
     """Relink one batch of rows (oldest first); return how many rows changed."""
     prepared = [(row, *_stored_features(row, config)) for row in rows]
     index = LinkIndex()
-    index.prefetch([(row, found) for row, found, _ in prepared])
+    index.prefetch([(row, found) for row, found, *_ in prepared])
     changed, rebuilt = [], []
-    for row, found, has_response in prepared:
+    for row, found, has_response, has_body in prepared:
         links = link(row, found, index)
+        if not has_body and row["parent_request_id"] and not links["parent_request_id"]:
+            # Without its body a compaction or sub-agent link cannot be re-derived: keep it.
+            links = {k: row[k] for k in LINK_COLUMNS}
         if any(row[k] != v for k, v in links.items()):
             changed.append(ApiRequest(id=row["id"], **links))
         row.update(links)
@@ -176,7 +179,10 @@ def cmd_relink(args, config):
     """`nexus relink`: rebuild links and print the share of requests linked to a parent."""
     from .db import connect
     database = connect(config.database_url)
-    changed, linked, total = relink(database, config, batch_size=args.batch_size)
+    try:
+        changed, linked, total = relink(database, config, batch_size=args.batch_size)
+    finally:
+        database.close()
     share = 100.0 * linked / total if total else 0.0
     print(f"inference requests: {total}, linked to a parent: {linked} ({share:.1f}%), "
           f"rows changed: {changed}")
@@ -218,8 +224,11 @@ def cmd_reprice(args, config):
     from .db import connect
     from .pricing import load_prices
     from .export import parse_when
-    database = connect(config.database_url)
     since = parse_when(args.since) if args.since else None
-    changed = reprice(database, load_prices(config.pricing_file), since=since)
+    database = connect(config.database_url)
+    try:
+        changed = reprice(database, load_prices(config.pricing_file), since=since)
+    finally:
+        database.close()
     print(f"repriced rows: {changed}")
     return 0
