@@ -17,6 +17,8 @@ Request headers that steer it (all optional):
 - `x-fake-unified`: the 5-hour utilisation in the unified rate-limit headers, which
   are also sent for any `Authorization: Bearer` (OAuth) request.
 Every request but `/_fake/*` is recorded: GET /_fake/requests, DELETE /_fake/requests.
+A record says how the exchange ended (`outcome`: answered, complete, error event, reset,
+client disconnected) and when (`received_at`, `finished_at`, Unix seconds).
 """
 import argparse
 import base64
@@ -92,11 +94,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.route.startswith("/_fake/"):
             return self._control()
         with state.lock:
-            state.requests.append({
+            self.record = {
                 "method": self.command, "path": self.route, "query": self.query,
                 "headers": [[k, v] for k, v in self.headers.items()],
                 "body_b64": base64.b64encode(self.body).decode("ascii"),
-            })
+                "received_at": time.time(), "finished_at": None, "outcome": "pending",
+            }
+            state.requests.append(self.record)
             state.count += 1
             self.serial = state.count
         self.request_id = "req_011C" + uuid.uuid4().hex[:20]
@@ -104,6 +108,20 @@ class Handler(BaseHTTPRequestHandler):
         self.scenarios = {s.strip() for s in raw.split(",") if s.strip()}
         if "hang-before-headers" in self.scenarios:
             time.sleep(self._opt("x-fake-delay-ms", 60000) / 1000)
+        try:
+            self._answer()
+            self._finish("answered")
+        except (BrokenPipeError, ConnectionResetError):
+            self._finish("client disconnected")
+            self.close_connection = True
+
+    def _finish(self, outcome):
+        """Note how the exchange ended (first call wins), for tests of cancellation."""
+        with self.server.state.lock:
+            if self.record["outcome"] == "pending":
+                self.record.update(outcome=outcome, finished_at=time.time())
+
+    def _answer(self):
         status = self._scenario_error()
         if status:
             return self._error(status)
@@ -204,6 +222,7 @@ class Handler(BaseHTTPRequestHandler):
     def _reset(self):
         """Abort the connection with a TCP RST: SO_LINGER 0, then close."""
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._finish("reset")
         # The buffered files keep the socket open, so close its descriptor directly.
         os.close(self.connection.detach())
         self.close_connection = True
@@ -224,12 +243,15 @@ class Handler(BaseHTTPRequestHandler):
                 if number == fail_after and "midstream-error" in self.scenarios:
                     self._chunk(data.encode_event("error", data.error_body(
                         "overloaded_error", "Overloaded")))
+                    self._finish("error event")
                     break
                 if number and "slow-stream" in self.scenarios:
                     time.sleep(delay / 1000)
                 self._send_event(data.encode_event(name, body), delay)
             self.wfile.write(b"0\r\n\r\n")
+            self._finish("complete")
         except (BrokenPipeError, ConnectionResetError):
+            self._finish("client disconnected")
             self.close_connection = True
 
     def _send_event(self, payload, delay):

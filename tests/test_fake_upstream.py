@@ -193,6 +193,30 @@ def test_server_default_scenario_applies_without_header():
         assert response.status == 529
 
 
+def test_records_a_client_that_hangs_up_mid_stream(fake_upstream):
+    sock = socket.create_connection(("127.0.0.1", fake_upstream.port), timeout=5)
+    body = _body(stream=True)
+    sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                 b"x-fake-scenario: slow-stream\r\nx-fake-delay-ms: 100\r\n\r\n%s"
+                 % (len(body), body))
+    assert sock.recv(100).startswith(b"HTTP/1.1 200")
+    sock.close()
+    deadline = time.monotonic() + 5
+    while fake_upstream.requests()[0]["outcome"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [record] = fake_upstream.requests()
+    assert record["outcome"] == "client disconnected"
+    assert record["finished_at"] - record["received_at"] < 1.5
+
+
+def test_outcomes_of_whole_and_faulty_exchanges(fake_upstream):
+    _post(fake_upstream, "/v1/messages", _body(stream=True))
+    _post(fake_upstream, "/v1/messages", _body())
+    _post(fake_upstream, "/v1/messages", _body(stream=True), {"x-fake-scenario": "midstream-error"})
+    assert [r["outcome"] for r in fake_upstream.requests()] == [
+        "complete", "answered", "error event"]
+
+
 def test_record_keeps_only_the_latest_requests():
     with start_fake_upstream(args=["--max-records", "2"]) as upstream:
         for path in ("/v1/a", "/v1/b", "/v1/c"):
