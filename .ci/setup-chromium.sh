@@ -1,0 +1,6 @@
+# Headless Chromium for the dashboard's browser tests (Playwright drives
+# Debian's build; Playwright's own browser download cannot work offline).
+if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium fonts-dejavu-core
+fi
+/usr/bin/chromium --version

@@ -1,0 +1,46 @@
+"""Rows → CSV or JSON, streamed in batches so that a large export holds little memory."""
+import csv
+import datetime
+import io
+import json
+
+from flask import Response, stream_with_context
+
+
+def _cell(value):
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+def csv_chunks(rows, columns):
+    """CSV text in chunks: a header line, then one line per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow([_cell(row.get(c)) for c in columns])
+        if n % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def json_chunks(rows, columns):
+    """One JSON document {"requests": [...]}, written row by row."""
+    yield '{"requests": ['
+    for n, row in enumerate(rows):
+        item = {c: row.get(c) for c in columns}
+        yield ("," if n else "") + json.dumps(item, default=_cell)
+    yield "]}\n"
+
+
+def download(chunks, fmt, filename):
+    """A streamed attachment response for `chunks` of format `fmt` ("csv" or "json")."""
+    mimetype = "text/csv" if fmt == "csv" else "application/json"
+    response = Response(stream_with_context(chunks), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response

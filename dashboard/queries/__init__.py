@@ -1,0 +1,1 @@
+"""All SQL the dashboard runs. Views call these; templates never query."""

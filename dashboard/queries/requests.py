@@ -1,0 +1,152 @@
+"""Rows of api_requests: filtered lists with keyset pagination, one row, its bodies."""
+import json
+import re
+
+import peewee as pw
+
+from common.models import ApiRequest, HourlyUsage, RequestBody
+from common.redact import redact_headers
+
+from ..params import make_cursor
+
+# The contract's columns, in the order exports write them.
+COLUMNS = ("request_id", "domain", "timestamp", "method", "path", "model", "request_type",
+           "stream", "response_status", "input_tokens", "output_tokens",
+           "cache_creation_input_tokens", "cache_read_input_tokens", "usage_data", "cost_usd",
+           "duration_ms", "first_token_ms", "error", "account_id", "session_id",
+           "conversation_id", "branch_id", "parent_request_id", "is_subtask",
+           "parent_task_request_id", "message_count")
+DETAIL_EXTRA = ("stop_reason", "upstream_request_id", "client_key_id", "ratelimit")
+_ID_LIKE = re.compile(r"^[0-9a-fA-F-]{8,36}$")
+A = ApiRequest
+
+
+def _fields(names):
+    return [getattr(A, name) for name in names]
+
+
+def _search(q):
+    """Ids match exactly (indexed); other text matches metadata columns by substring."""
+    if _ID_LIKE.match(q):
+        q = q.lower()
+        return (A.request_id == q) | (A.conversation_id == q) | (A.session_id == q)
+    return (A.model.contains(q) | A.path.contains(q) | A.error.contains(q)
+            | A.domain.contains(q) | A.account_id.contains(q))
+
+
+def where(flt):
+    """The WHERE conditions of a RequestFilter, as a list of peewee expressions."""
+    conds = []
+    for column, value in (("domain", flt.domain), ("model", flt.model),
+                          ("request_type", flt.request_type), ("account_id", flt.account_id)):
+        if value:
+            conds.append(getattr(A, column) == value)
+    if flt.status:
+        low, high = flt.status
+        conds.append(A.response_status == low if low == high else A.response_status.between(low, high))
+    if flt.since:
+        conds.append(A.timestamp >= flt.since)
+    if flt.until:
+        conds.append(A.timestamp < flt.until)
+    if flt.q:
+        conds.append(_search(flt.q))
+    return conds
+
+
+def _after_cursor(before):
+    """Rows strictly older than the cursor; the first term is an index range."""
+    ts, row_id = before
+    return (A.timestamp <= ts) & ((A.timestamp < ts) | (A.id < row_id))
+
+
+def list_requests(flt, columns=COLUMNS):
+    """Up to `flt.limit` rows newest first, and the cursor of the next page (or None)."""
+    query = A.select(A.id, *_fields(columns))
+    conds = where(flt)
+    if flt.before:
+        conds.append(_after_cursor(flt.before))
+    if conds:
+        query = query.where(*conds)
+    rows = list(query.order_by(A.timestamp.desc(), A.id.desc()).limit(flt.limit + 1).dicts())
+    cursor = None
+    if len(rows) > flt.limit:
+        rows = rows[:flt.limit]
+        cursor = make_cursor(rows[-1]["timestamp"], rows[-1]["id"])
+    return rows, cursor
+
+
+def iter_requests(flt, total, batch=1000):
+    """Yield up to `total` rows matching `flt`, newest first, fetched in keyset batches."""
+    before, sent = flt.before, 0
+    while sent < total:
+        page = flt.__class__(**{**flt.__dict__, "before": before, "limit": min(batch, total - sent)})
+        rows, cursor = list_requests(page)
+        yield from rows
+        sent += len(rows)
+        if not cursor:
+            return
+        before = (rows[-1]["timestamp"], rows[-1]["id"])
+
+
+def newer_requests(flt, after, limit=50):
+    """Rows newer than the cursor `after` (for live updates), newest first."""
+    ts, row_id = after
+    conds = where(flt) + [(A.timestamp >= ts) & ((A.timestamp > ts) | (A.id > row_id))]
+    query = A.select(A.id, *_fields(COLUMNS)).where(*conds)
+    return list(query.order_by(A.timestamp.desc(), A.id.desc()).limit(limit).dicts())
+
+
+def get_request(request_id):
+    """The row (contract columns and a few more) for `request_id`, or None."""
+    query = A.select(A.id, *_fields(COLUMNS + DETAIL_EXTRA)).where(A.request_id == request_id)
+    return query.dicts().first()
+
+
+def _json_or_text(text):
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def get_bodies(request_id):
+    """Bodies and headers (secrets redacted again, in case an old row kept one)."""
+    body = RequestBody.get_or_none(RequestBody.request_id == request_id)
+    if body is None:
+        return {"request_body": None, "response_body": None,
+                "request_headers": {}, "response_headers": {}}
+    headers = {}
+    for name in ("request_headers", "response_headers"):
+        value = _json_or_text(getattr(body, name))
+        headers[name] = redact_headers(value) if isinstance(value, dict) else {}
+    return {"request_body": _json_or_text(body.request_body),
+            "response_body": _json_or_text(body.response_body), **headers}
+
+
+def related(row):
+    """Requests linked to `row`: its parent, its children and the sub-tasks it spawned."""
+    rid = row["request_id"]
+    small = (A.request_id, A.timestamp, A.model, A.request_type, A.response_status,
+             A.conversation_id, A.branch_id)
+    # parent_request_id has no index; within the conversation (indexed) it needs none.
+    children = list(A.select(*small)
+                    .where(A.conversation_id == row["conversation_id"], A.parent_request_id == rid)
+                    .order_by(A.timestamp).limit(50).dicts()) if row["conversation_id"] else []
+    subtasks = list(A.select(*small).where(A.parent_task_request_id == rid)
+                    .order_by(A.timestamp).limit(50).dicts())
+    return {"children": children, "subtasks": subtasks}
+
+
+def distinct_values(column, since, limit=200):
+    """Values of a low-cardinality column seen since `since`, from the hourly aggregates."""
+    field = getattr(HourlyUsage, column)
+    query = (HourlyUsage.select(field).where(HourlyUsage.hour >= since, field != "")
+             .distinct().order_by(field).limit(limit))
+    return [value for (value,) in query.tuples()]
+
+
+def is_postgres():
+    """True when the bound database is PostgreSQL."""
+    return isinstance(A._meta.database.obj, pw.PostgresqlDatabase)

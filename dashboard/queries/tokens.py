@@ -1,0 +1,80 @@
+"""Token windows per account: rolling 5 hours, 7 and 30 days, daily totals, rate limits.
+
+The 5-hour window sums raw rows through the (account_id, timestamp) index: it is
+small and must be exact. Seven and thirty days come from the hourly aggregates,
+which are kept per domain: each domain is charged to the account of its latest
+request (a domain's credential file names one account).
+"""
+import datetime
+import json
+
+import peewee as pw
+
+from common.models import ApiRequest, HourlyUsage
+
+A, H = ApiRequest, HourlyUsage
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                 "cache_read_input_tokens")
+NO_ACCOUNT = "(no account)"
+
+
+def _sums(model, *group):
+    return [*group, pw.fn.COUNT(model.id).alias("requests") if model is A
+            else pw.fn.SUM(H.requests).alias("requests"),
+            *[pw.fn.SUM(getattr(model, c)).alias(c) for c in TOKEN_COLUMNS],
+            pw.fn.SUM(model.cost_usd).alias("cost_usd")]
+
+
+def _clean(row):
+    out = {k: (v or 0) for k, v in row.items() if k in TOKEN_COLUMNS + ("requests", "cost_usd")}
+    out["cost_usd"] = round(out["cost_usd"], 6)
+    out["total_tokens"] = sum(out[c] for c in TOKEN_COLUMNS)
+    return out
+
+
+def raw_window(since, account_id=None):
+    """Exact sums per account over rows at or after `since`."""
+    query = A.select(*_sums(A, A.account_id)).where(A.timestamp >= since)
+    if account_id:
+        query = query.where(A.account_id == account_id)
+    return {row["account_id"] or NO_ACCOUNT: _clean(row)
+            for row in query.group_by(A.account_id).dicts()}
+
+
+def domain_accounts(domains):
+    """domain → the account_id of its latest request."""
+    found = {}
+    for domain in domains:
+        row = (A.select(A.account_id).where(A.domain == domain)
+               .order_by(A.timestamp.desc()).limit(1).tuples().first())
+        found[domain] = (row[0] if row else None) or NO_ACCOUNT
+    return found
+
+
+def daily_by_domain(since):
+    """(day, domain) → sums, from the hourly aggregates."""
+    out = {}
+    query = H.select(*_sums(H, H.hour, H.domain)).where(H.hour >= since).group_by(H.hour, H.domain)
+    for row in query.dicts():
+        hour = row["hour"]
+        if isinstance(hour, str):
+            hour = datetime.datetime.fromisoformat(hour)
+        into = out.setdefault((hour.date(), row["domain"]), dict.fromkeys(TOKEN_COLUMNS + ("requests", "cost_usd"), 0))
+        for col in into:
+            into[col] += row[col] or 0
+    return out
+
+
+def latest_ratelimit(account_id, since):
+    """The newest stored anthropic-ratelimit-* headers of `account_id`, parsed, or None."""
+    cond = A.account_id.is_null() if account_id == NO_ACCOUNT else A.account_id == account_id
+    row = (A.select(A.timestamp, A.ratelimit)
+           .where(cond, A.timestamp >= since, A.ratelimit.is_null(False))
+           .order_by(A.timestamp.desc()).limit(1).tuples().first())
+    if not row:
+        return None
+    try:
+        headers = json.loads(row[1])
+    except ValueError:
+        return None
+    return {"timestamp": row[0], "headers": headers if isinstance(headers, dict) else {}}

@@ -1,0 +1,49 @@
+"""The JSON API of the contract: the pages' data builders, behind the same auth."""
+from flask import Blueprint, jsonify, request
+
+from ..exporting import csv_chunks, download
+from ..params import stats_range
+from ..queries import requests as rq
+from ..queries import stats as sq
+from . import conversations, requests, tokens
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.get("/requests")
+def list_requests():
+    """`{"requests": [...], "next": cursor}`, or the same rows as CSV with format=csv."""
+    _, _, data = requests.list_data(request.args)
+    if request.args.get("format") == "csv":
+        return download(csv_chunks(data["requests"], rq.COLUMNS), "csv", "requests")
+    return jsonify(data)
+
+
+@bp.get("/requests/<request_id>")
+def request_detail(request_id):
+    """The row plus bodies and redacted headers."""
+    return jsonify(requests.detail_data(request_id))
+
+
+@bp.get("/conversations")
+def list_conversations():
+    """Recently active conversations with their sums."""
+    return jsonify(conversations.list_data(request.args))
+
+
+@bp.get("/conversations/<conversation_id>")
+def conversation_detail(conversation_id):
+    """Requests, branches and sub-tasks of one conversation."""
+    return jsonify(conversations.detail_data(conversation_id))
+
+
+@bp.get("/stats")
+def stats():
+    """Totals, per-model, per-domain and per-hour-or-day series for a range."""
+    return jsonify(sq.stats(stats_range(request.args)))
+
+
+@bp.get("/token-usage")
+def token_usage():
+    """Per-account token windows and rate-limit status."""
+    return jsonify(tokens.usage_data(request.args))

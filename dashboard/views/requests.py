@@ -1,0 +1,108 @@
+"""Requests: the filtered list with live updates, one request in detail, exports."""
+import datetime
+import json
+import re
+
+from flask import Blueprint, abort, current_app, render_template, request, url_for
+
+from common.models import utcnow
+
+from .. import render
+from ..exporting import csv_chunks, download, json_chunks
+from ..params import make_cursor, parse_cursor, parse_int, request_filter
+from ..queries import requests as q
+from . import respond
+
+bp = Blueprint("requests", __name__)
+_REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+EXPORT_DEFAULT, EXPORT_MAX = 10_000, 1_000_000
+
+
+def _public(row):
+    return {c: row.get(c) for c in q.COLUMNS}
+
+
+def list_data(args):
+    """The rows of one page of the requests list and the cursor of the next page."""
+    flt = request_filter(args)
+    rows, cursor = q.list_requests(flt)
+    return flt, rows, {"requests": [_public(r) for r in rows], "next": cursor}
+
+
+def _menus():
+    since = utcnow() - datetime.timedelta(days=30)
+    return {"domains": q.distinct_values("domain", since), "models": q.distinct_values("model", since)}
+
+
+@bp.get("/requests")
+def index():
+    """Newest first, filtered by query parameters, with a `before` cursor for older pages."""
+    flt, rows, data = list_data(request.args)
+    newest = make_cursor(rows[0]["timestamp"], rows[0]["id"]) if rows else make_cursor(utcnow(), 0)
+    live_url = None if flt.before else url_for("requests.live", after=newest, **flt.raw)
+    next_url = url_for("requests.index", before=data["next"], **flt.raw) if data["next"] else None
+    return respond("requests/list.html", data, rows=data["requests"], filters=flt.raw,
+                   live_url=live_url, next_url=next_url, menus=_menus(),
+                   export_csv=url_for("requests.export", fmt="csv", **flt.raw),
+                   export_json=url_for("requests.export", fmt="json", **flt.raw))
+
+
+@bp.get("/requests/live")
+def live():
+    """Rows newer than `after` (htmx polls this), and a poller that continues from them."""
+    flt = request_filter(request.args)
+    after = parse_cursor(request.args.get("after"))
+    if after is None:
+        abort(400, description="after: a cursor is required")
+    rows = q.newer_requests(flt, after)
+    if not rows:
+        return "", 204
+    newest = make_cursor(rows[0]["timestamp"], rows[0]["id"])
+    live_url = url_for("requests.live", after=newest, **flt.raw)
+    return render_template("requests/_live.html", rows=[_public(r) for r in rows], live_url=live_url)
+
+
+@bp.get("/requests/export.<fmt>")
+def export(fmt):
+    """Every row of the current filter (up to `limit`), as a CSV or JSON download."""
+    if fmt not in ("csv", "json"):
+        abort(404)
+    limit = parse_int("limit", request.args.get("limit"), EXPORT_DEFAULT, 1, EXPORT_MAX)
+    flt = request_filter({k: v for k, v in request.args.items() if k != "limit"})
+    rows = q.iter_requests(flt, limit)
+    chunks = csv_chunks(rows, q.COLUMNS) if fmt == "csv" else json_chunks(rows, q.COLUMNS)
+    return download(chunks, fmt, f"requests-{utcnow():%Y%m%d-%H%M%S}")
+
+
+def detail_data(request_id):
+    """The row, its bodies and headers (redacted); 404 when unknown."""
+    if not _REQUEST_ID.match(request_id):
+        abort(404, description="No request has this id.")
+    row = q.get_request(request_id)
+    if row is None:
+        abort(404, description="No request has this id.")
+    row.pop("id", None)
+    return {**row, **q.get_bodies(request_id)}
+
+
+@bp.get("/requests/<request_id>")
+def detail(request_id):
+    """One request shown for a person: conversation, response, tokens, cost, timings."""
+    data = detail_data(request_id)
+    message = render.response_message(data["response_body"])
+    view = render.conversation(data["request_body"], message)
+    usage = _usage(data)
+    prices = current_app.extensions["nexus_prices"]
+    cost = prices.price(data["model"], usage) if usage else None
+    return respond("requests/detail.html", data, row=data, view=view, message=message, cost=cost,
+                   related=q.related(data), raw_request=render.pretty(data["request_body"]),
+                   raw_response=render.pretty(data["response_body"]),
+                   usage=usage)
+
+
+def _usage(row):
+    try:
+        usage = json.loads(row["usage_data"]) if row.get("usage_data") else None
+    except ValueError:
+        return None
+    return usage if isinstance(usage, dict) else None

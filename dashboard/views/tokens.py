@@ -1,0 +1,70 @@
+"""Token usage per account: the rolling window (5 hours by default), 7 and 30 days,
+daily totals, and the upstream's rate-limit status."""
+import datetime
+
+from flask import Blueprint, request
+
+from common.models import utcnow
+
+from .. import ratelimits
+from ..params import parse_int
+from ..queries import tokens as tq
+from . import respond
+
+bp = Blueprint("tokens", __name__)
+EMPTY = dict.fromkeys(tq.TOKEN_COLUMNS + ("requests", "cost_usd", "total_tokens"), 0)
+
+
+def _add(into, sums):
+    for key, value in sums.items():
+        into[key] = into.get(key, 0) + (value or 0)
+
+
+def usage_data(args, now=None):
+    """Per account: window sums (exact), 7/30-day sums and daily totals (aggregates)."""
+    now = now or utcnow()
+    hours = parse_int("window_hours", args.get("window_hours"), 5, 1, 24 * 7)
+    only = (args.get("account_id") or "").strip() or None
+    window = tq.raw_window(now - datetime.timedelta(hours=hours), only)
+    start = (now - datetime.timedelta(days=30)).replace(minute=0, second=0, microsecond=0)
+    daily = tq.daily_by_domain(start)
+    owners = tq.domain_accounts(sorted({domain for _, domain in daily}))
+    accounts = {}
+    week_start = (now - datetime.timedelta(days=7)).date()
+    for (day, domain), sums in sorted(daily.items()):
+        account = owners.get(domain, tq.NO_ACCOUNT)
+        if only and account != only:
+            continue
+        entry = accounts.setdefault(account, {"days": {}, "last_7d": {}, "last_30d": {}})
+        _add(entry["days"].setdefault(day, {}), sums)
+        _add(entry["last_30d"], sums)
+        if day >= week_start:
+            _add(entry["last_7d"], sums)
+    out = []
+    for account in sorted(set(accounts) | set(window)):
+        entry = accounts.get(account, {"days": {}, "last_7d": {}, "last_30d": {}})
+        latest = tq.latest_ratelimit(account, now - datetime.timedelta(days=7))
+        out.append({
+            "account_id": account, "window": window.get(account, dict(EMPTY)),
+            "last_7d": _finish(entry["last_7d"]), "last_30d": _finish(entry["last_30d"]),
+            "daily": [{"date": day.isoformat(), **_finish(s)} for day, s in sorted(entry["days"].items())],
+            "ratelimit": ({"timestamp": latest["timestamp"],
+                           **(ratelimits.summarise(latest["headers"]) or {}),
+                           "headers": latest["headers"]} if latest else None),
+        })
+    return {"now": now, "window_hours": hours, "accounts": out}
+
+
+def _finish(sums):
+    out = {**EMPTY, **sums}
+    out["total_tokens"] = sum(out[c] for c in tq.TOKEN_COLUMNS)
+    out["cost_usd"] = round(out["cost_usd"], 6)
+    return out
+
+
+@bp.get("/token-usage")
+def index():
+    """The page."""
+    data = usage_data(request.args)
+    peak = max([d["total_tokens"] for a in data["accounts"] for d in a["daily"]] or [1]) or 1
+    return respond("tokens/index.html", data, peak=peak)
