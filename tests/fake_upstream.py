@@ -13,6 +13,8 @@ Request headers that steer it (all optional):
   hang-before-headers (once).
 - `x-fake-events`: text deltas in a stream (the text grows to fit), default 3.
 - `x-fake-fail-after`: SSE events sent before a mid-stream fault, default 4.
+- `x-fake-delta-usage`: `output` (default: message_delta carries output_tokens only) or
+  `full` (it repeats every count, as the API now does).
 - `x-fake-retry-after`: the retry-after of a 429 or 529, default 1.
 - `x-fake-unified`: the 5-hour utilisation in the unified rate-limit headers, which
   are also sent for any `Authorization: Bearer` (OAuth) request.
@@ -237,7 +239,8 @@ class Handler(BaseHTTPRequestHandler):
         delay = self._opt("x-fake-delay-ms", 100 if "slow-stream" in self.scenarios else 2)
         self._start(200, "text/event-stream; charset=utf-8")
         try:
-            for number, (name, body) in enumerate(data.sse_events(message, events)):
+            delta_usage = self.headers.get("x-fake-delta-usage", "output")
+            for number, (name, body) in enumerate(data.sse_events(message, events, delta_usage)):
                 if number == fail_after and "midstream-reset" in self.scenarios:
                     return self._reset()
                 if number == fail_after and "midstream-error" in self.scenarios:

@@ -187,6 +187,13 @@ def test_trickle_and_event_count_keep_the_same_message(fake_upstream):
     assert json.loads(plain) == data.build_message(request, min_text=40)
 
 
+def test_full_delta_usage_repeats_every_count(fake_upstream):
+    _, streamed = _post(fake_upstream, "/v1/messages", _body(stream=True),
+                        {"x-fake-delta-usage": "full"})
+    delta = [line for line in streamed.split(b"\n") if b'"message_delta"' in line][0]
+    assert b'"input_tokens"' in delta and b'"output_tokens"' in delta
+
+
 def test_server_default_scenario_applies_without_header():
     with start_fake_upstream(scenario="overloaded-529") as upstream:
         response, _ = _post(upstream, "/v1/messages", _body())
