@@ -125,7 +125,19 @@ def _read_table(text, origin):
     if not isinstance(table, dict) or not isinstance(table.get("models", {}), dict):
         raise ValueError(f'{origin}: expected {{"models": {{"<model id>": {{"input": …}}}}}}; '
                          "see docs/pricing.md")
+    for model, row in table.get("models", {}).items():
+        rows = [row, row.get("long_prompt") or {}] if isinstance(row, dict) else [None]
+        for part in rows:
+            bad = [r for r in RATES if not isinstance(part, dict) or not _is_rate(part.get(r, 0))]
+            if bad:
+                raise ValueError(f"{origin}: model {model!r}: {', '.join(bad)} must be numbers "
+                                 "of USD per million tokens, 0 or more; see docs/pricing.md")
     return table
+
+
+def _is_rate(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value < float("inf"))
 
 
 def builtin_table():

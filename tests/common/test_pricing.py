@@ -137,3 +137,6 @@ def test_bad_override_file_says_what_is_wrong(tmp_path):
     path.write_text('{"models": []}')
     with pytest.raises(ValueError, match="expected"):
         load_prices(str(path))
+    path.write_text('{"models": {"claude-sonnet-4-6": {"input": "three"}}}')
+    with pytest.raises(ValueError, match="'claude-sonnet-4-6': input must be numbers"):
+        load_prices(str(path))
