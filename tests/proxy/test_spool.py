@@ -1,0 +1,172 @@
+"""The spool: records wait on disk while the database is away and are saved exactly once."""
+import datetime
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+
+from common import config as nexus_config
+from common import pricing, store
+from proxy.spool import Spool, decode, encode
+from tests.proxy.conftest import MODEL, free_port, sdk
+from tests.proxy.rows import fetch_rows, wait_for_rows
+from tests.proxy_server import ROOT, running_proxy
+
+
+def record(**changes):
+    """A realistic record as the proxy hands it over."""
+    body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    answer = {"id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
+              "content": [{"type": "text", "text": "hello"}], "stop_reason": "end_turn",
+              "usage": {"input_tokens": 12, "output_tokens": 3}}
+    value = {
+        "request_id": str(uuid.uuid4()), "timestamp": datetime.datetime(2026, 3, 1, 12, 0, 0),
+        "domain": "team.example", "method": "POST", "path": "/v1/messages", "query": "",
+        "request_headers": {"content-type": "application/json", "x-api-key": "[redacted]"},
+        "request_body": json.dumps(body).encode(), "response_status": 200,
+        "response_headers": {"content-type": "application/json", "request-id": "req_1"},
+        "response_body": json.dumps(answer).encode(), "stream": False, "duration_ms": 12.5,
+        "first_token_ms": 11.0, "error": None, "upstream_request_id": "req_1",
+        "auth_hash": None, "client_key_id": None, "account_id": None, "session_header": None,
+    }
+    value.update(changes)
+    return value
+
+
+def test_a_record_survives_the_round_trip_through_a_line():
+    original = record(request_body=b"\x00\xffbinary")
+    line = encode(original)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert decode(line) == original
+
+
+def test_replay_saves_each_record_once_and_removes_the_file(tmp_path):
+    spool = Spool(str(tmp_path))
+    records = [record() for _ in range(5)]
+    assert spool.append(records[:3]) and spool.append(records[3:])
+    saved = []
+    assert spool.replay(saved.extend) == 0  # our own open file is not replayed yet
+    spool.rotate()
+    assert spool.replay(saved.extend) == 5
+    assert [r["request_id"] for r in saved] == [r["request_id"] for r in records]
+    assert spool.replay(saved.extend) == 0 and len(saved) == 5
+    assert spool.backlog() == (0, 0)
+
+
+def test_a_file_another_process_holds_is_left_alone(tmp_path):
+    writer = Spool(str(tmp_path))
+    writer.append([record()])
+    saved = []
+    # A second process's view: the writer's file is locked, so it is not touched.
+    other = Spool(str(tmp_path))
+    holder = os.open(writer._path, os.O_RDONLY)
+    writer.rotate()
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        assert other.replay(saved.extend) == 0
+    finally:
+        os.close(holder)
+    assert other.replay(saved.extend) == 1
+
+
+def test_a_torn_last_line_is_skipped_and_the_rest_saved(tmp_path):
+    spool = Spool(str(tmp_path))
+    good = [record(), record()]
+    spool.append(good)
+    path = spool._path
+    spool.rotate()
+    with open(path, "ab") as f:
+        f.write(encode(record())[:40])  # a crash mid-write
+    saved = []
+    assert Spool(str(tmp_path)).replay(saved.extend) == 2
+    assert not os.path.exists(path)
+
+
+def test_a_failed_replay_keeps_the_file_and_a_later_one_adds_no_duplicates(tmp_path, db_url, database):
+    config = nexus_config.load({})
+    prices = pricing.load_prices()
+    spool = Spool(str(tmp_path / "spool"))
+    records = [record() for _ in range(7)]
+    spool.append(records)
+    spool.rotate()
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        store.save_records(database, batch, prices, config)
+        if len(calls) == 2:
+            raise ConnectionError("the database went away mid-replay")
+
+    try:
+        spool.replay(flaky, batch_size=3)
+    except ConnectionError:
+        pass
+    assert spool.backlog()[0] == 1
+    assert spool.replay(lambda b: store.save_records(database, b, prices, config), 3) == 7
+    rows = fetch_rows(db_url)
+    assert sorted(r["request_id"] for r in rows) == sorted(r["request_id"] for r in records)
+
+
+def test_a_full_disk_is_one_clear_log_line_and_no_crash(tmp_path):
+    # RLIMIT_FSIZE makes writes fail (EFBIG) as a full disk would (ENOSPC).
+    script = textwrap.dedent(f"""
+        import json, resource, sys
+        sys.path.insert(0, {ROOT!r})
+        from common import logs
+        from proxy.spool import Spool
+        from tests.proxy.test_spool import record
+        logs.configure("info")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10000, 10000))
+        spool = Spool({str(tmp_path)!r})
+        results = [spool.append([record(request_body=b"x" * 3000)]) for _ in range(5)]
+        print(json.dumps(results))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results[:2] == [True, True] and results[2] is False
+    complaints = [json.loads(line) for line in done.stderr.splitlines()
+                  if "spool write failed" in line]
+    assert len(complaints) == 1  # not one per request
+    assert complaints[0]["level"] == "error" and complaints[0]["reason"]
+
+
+def test_records_spooled_before_a_kill_9_are_saved_after_the_restart(tmp_path, upstream, db_url):
+    spool_dir = str(tmp_path / "spool")
+    down = {"CLAUDE_API_BASE_URL": upstream.url, "NEXUS_SPOOL_DIR": spool_dir,
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"}
+    request_ids = []
+    with running_proxy(down, cwd=str(tmp_path)) as proxy:
+        with sdk(proxy.url) as client:
+            for _ in range(6):
+                raw = client.messages.with_raw_response.create(
+                    model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+                request_ids.append(raw.headers["x-nexus-request-id"])
+        assert proxy.get("/ready")[0] == 503
+        wait_for_spool(spool_dir, len(request_ids))
+        proxy.kill_all()
+    up = {**down, "DATABASE_URL": db_url}
+    with running_proxy(up, cwd=str(tmp_path)):
+        rows = wait_for_rows(db_url, len(request_ids))
+    assert sorted(r["request_id"] for r in rows) == sorted(request_ids)
+    assert all(r["input_tokens"] > 0 for r in rows)
+
+
+def wait_for_spool(directory, count, timeout=10):
+    """Wait until `count` records are on disk in the spool."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = 0
+        for name in os.listdir(directory) if os.path.isdir(directory) else ():
+            with open(os.path.join(directory, name), "rb") as f:
+                lines += f.read().count(b"\n")
+        if lines >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{count} records never reached the spool")
+
