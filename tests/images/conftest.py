@@ -1,0 +1,49 @@
+"""Fixtures of the image tests: the engine, the stand-in bases and both images.
+
+Everything is built once per test session; Docker's layer cache makes a rebuild
+of unchanged sources take seconds, and the stand-in bases are kept between
+sessions under a tag derived from their content.
+"""
+import os
+import shutil
+
+import pytest
+
+from tests.images import engine
+
+
+def require(problem):
+    """Skip for a missing part, unless NEXUS_REQUIRE_ALL says it must be there."""
+    if problem is None:
+        return
+    if os.environ.get("NEXUS_REQUIRE_ALL"):
+        pytest.fail(f"{problem} (NEXUS_REQUIRE_ALL is set)")
+    pytest.skip(problem)
+
+
+def require_tool(name):
+    """The path of command `name`, or skip/fail as `require` does."""
+    path = shutil.which(name)
+    require(None if path else f"{name} is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    require(engine.engine_problem())
+
+
+@pytest.fixture(scope="session")
+def base_images(docker_engine):
+    """(build base, runtime base): stand-ins for the digests the Dockerfiles name."""
+    require(None if shutil.which("mmdebstrap") else "mmdebstrap is not installed")
+    with engine.machine_lock():
+        return engine.stand_in_bases()
+
+
+@pytest.fixture(scope="session")
+def images(base_images):
+    """{"proxy": tag, "dashboard": tag}, built from this checkout."""
+    with engine.machine_lock():
+        return {service: engine.build_image(service, *base_images)
+                for service in engine.SERVICES}
