@@ -1,0 +1,65 @@
+"""The line-up: each thing the bench measures, started on the shared stand-in.
+
+Baselines first (straight to the stand-in, nginx, the bare relay), then the proxy
+with recording off, on SQLite and on a fresh PostgreSQL database.
+"""
+import contextlib
+import uuid
+from pathlib import Path
+
+from bench import servers
+from bench.scenarios import Target
+
+BASELINES = ("straight", "nginx", "relay")
+PROXIES = ("proxy-off", "proxy-sqlite", "proxy-postgresql")
+TARGETS = BASELINES + PROXIES
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+PG_URL = "postgresql://postgres@127.0.0.1:5432"
+
+
+@contextlib.contextmanager
+def fresh_postgres(admin_dsn=PG_ADMIN_DSN, url_prefix=PG_URL):
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    import psycopg2  # only this target needs it
+
+    name = f"nexus_bench_{uuid.uuid4().hex[:12]}"
+
+    def admin(sql):
+        conn = psycopg2.connect(admin_dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{url_prefix}/{name}"
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def start(name, upstream, workdir, pg_admin_dsn=PG_ADMIN_DSN, pg_url=PG_URL):
+    """Start target `name` in front of the running `upstream` server; yield a Target."""
+    workdir = Path(workdir) / name
+    if name == "straight":
+        yield Target(name, upstream.port, upstream.worker_pid())
+        return
+    with contextlib.ExitStack() as stack:
+        recording = None
+        if name == "nginx":
+            server = servers.nginx(workdir, upstream.port)
+        elif name == "relay":
+            server = servers.relay(workdir, upstream.url)
+        else:
+            recording = name.split("-", 1)[1]
+            if recording == "postgresql":
+                db_url = stack.enter_context(fresh_postgres(pg_admin_dsn, pg_url))
+            else:
+                db_url = f"sqlite:///{workdir}/nexus.db"
+            server = servers.proxy(workdir, upstream.url, db_url, storage=recording != "off", name=name)
+        stack.enter_context(server)
+        yield Target(name, server.port, server.worker_pid(), recording=recording,
+                     has_metrics=recording is not None, notes={"log": str(server.log_path)})
