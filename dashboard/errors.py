@@ -2,7 +2,7 @@
 import logging
 
 from flask import jsonify, render_template
-from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from .auth import wants_json
 from .params import BadParameter
@@ -21,14 +21,14 @@ def _http(exc):
 
 
 def _bad_parameter(exc):
-    return _respond(400, BadRequest.name, str(exc))
+    return _respond(400, "Bad Request", str(exc))
 
 
 def _unexpected(exc):
     if isinstance(exc, HTTPException):
         return _http(exc)
     log.exception("unhandled error")
-    return _respond(500, InternalServerError.name, "Something went wrong; the log has the details.")
+    return _respond(500, "Internal Server Error", "Something went wrong; the log has the details.")
 
 
 def install(app):

@@ -5,6 +5,7 @@ gunicorn does by itself. Without DASHBOARD_API_KEY the dashboard has no login, s
 binds to 127.0.0.1 whatever HOST says, and refuses to start on any other address.
 """
 import ipaddress
+import socket
 
 from common import config as nexus_config
 
@@ -21,22 +22,28 @@ accesslog = "-"
 errorlog = "-"
 
 
-def _loopback(address):
-    host = address.rsplit(":", 1)[0].strip("[]") if not address.startswith("unix:") else "localhost"
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _exposed(listeners):
+    """Addresses among `listeners` that other machines could reach."""
+    found = []
+    for listener in listeners:
+        address = listener.sock.getsockname()
+        if listener.sock.family not in (socket.AF_INET, socket.AF_INET6):
+            continue  # a unix socket is local by nature
+        if not ipaddress.ip_address(address[0]).is_loopback:
+            found.append(f"{address[0]}:{address[1]}")
+    return found
 
 
-def on_starting(server):
-    """Refuse to serve a key-less dashboard beyond this machine (e.g. via GUNICORN_CMD_ARGS)."""
+def when_ready(server):
+    """Refuse to serve a key-less dashboard beyond this machine (e.g. via GUNICORN_CMD_ARGS).
+
+    Checked on the bound sockets, before any worker starts, so fd:// binds count too.
+    """
     if _config.dashboard_api_key:
         return
-    exposed = [a for a in server.cfg.bind if not _loopback(a)]
+    exposed = _exposed(server.LISTENERS)
     if exposed:
-        raise SystemExit(f"nexus-dashboard: DASHBOARD_API_KEY is not set, so the dashboard "
-                         f"serves 127.0.0.1 only; refusing to bind {', '.join(exposed)}")
+        server.log.error("DASHBOARD_API_KEY is not set, so the dashboard serves 127.0.0.1 "
+                         "only; refusing to listen on %s", ", ".join(exposed))
+        raise SystemExit(3)
     server.log.warning("DASHBOARD_API_KEY is not set: serving 127.0.0.1 only, without login")

@@ -51,7 +51,7 @@ def summaries(ids):
                       pw.fn.SUM(A.cost_usd).alias("cost_usd"),
                       pw.fn.MAX(A.domain).alias("domain"),
                       pw.fn.MAX(A.model).alias("model"),
-                      pw.fn.MAX(A.is_subtask).alias("is_subtask"))
+                      pw.fn.MAX(pw.Case(None, [(A.is_subtask == True, 1)], 0)).alias("is_subtask"))  # noqa: E712
              .where(A.conversation_id.in_(ids)).group_by(A.conversation_id))
     return {row["conversation_id"]: row for row in query.dicts()}
 

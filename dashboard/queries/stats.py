@@ -4,6 +4,7 @@ No page counts the raw table: HourlyUsage holds one row per hour, domain, model 
 request type, so a week is at most a few thousand rows whatever the traffic.
 """
 import datetime
+import decimal
 
 import peewee as pw
 
@@ -29,8 +30,15 @@ def _base(rng, *group, sums=SUMS):
     return query.group_by(*group) if group else query
 
 
+def plain(value):
+    """PostgreSQL sums bigints as numeric: back to int (or float) for JSON and maths."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
 def _finish(row):
-    row = dict(row)
+    row = {k: plain(v) for k, v in row.items()}
     row["cost_usd"] = round(row.get("cost_usd") or 0.0, 6)
     requests = row.get("requests") or 0
     row["error_rate"] = (row.get("errors") or 0) / requests if requests else 0.0
@@ -62,7 +70,7 @@ def series(rng):
         key = _bucket(row.pop("hour"), rng.hourly)
         into = merged.setdefault(key, dict.fromkeys(SUMS + HISTOGRAMS, 0))
         for col, value in row.items():
-            into[col] += value or 0
+            into[col] += plain(value) or 0
     return [{"time": key, **_finish(value)} for key, value in sorted(merged.items())]
 
 

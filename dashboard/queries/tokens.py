@@ -12,6 +12,8 @@ import peewee as pw
 
 from common.models import ApiRequest, HourlyUsage
 
+from .stats import plain
+
 A, H = ApiRequest, HourlyUsage
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_read_input_tokens")
@@ -26,7 +28,7 @@ def _sums(model, *group):
 
 
 def _clean(row):
-    out = {k: (v or 0) for k, v in row.items() if k in TOKEN_COLUMNS + ("requests", "cost_usd")}
+    out = {k: (plain(v) or 0) for k, v in row.items() if k in TOKEN_COLUMNS + ("requests", "cost_usd")}
     out["cost_usd"] = round(out["cost_usd"], 6)
     out["total_tokens"] = sum(out[c] for c in TOKEN_COLUMNS)
     return out
@@ -61,7 +63,7 @@ def daily_by_domain(since):
             hour = datetime.datetime.fromisoformat(hour)
         into = out.setdefault((hour.date(), row["domain"]), dict.fromkeys(TOKEN_COLUMNS + ("requests", "cost_usd"), 0))
         for col in into:
-            into[col] += row[col] or 0
+            into[col] += plain(row[col]) or 0
     return out
 
 

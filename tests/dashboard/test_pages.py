@@ -1,0 +1,167 @@
+"""Every page, as HTML and as JSON, on SQLite and PostgreSQL; bad input; escaping."""
+import datetime
+
+from common.models import ApiRequest
+
+from .factories import make_request, minutes_ago
+
+PAGES = ["/", "/?since=24h", "/?since=30d&domain=web.acme.example", "/requests",
+         "/requests?type=query_evaluation&status=2xx", "/requests?status=error&since=3d",
+         "/requests?q=opus", "/conversations", "/token-usage", "/token-usage?window_hours=24"]
+
+
+def test_every_page_renders_and_has_json(client):
+    for path in PAGES:
+        html = client.get(path)
+        assert html.status_code == 200, path
+        assert html.mimetype == "text/html"
+        sep = "&" if "?" in path else "?"
+        data = client.get(path + sep + "format=json")
+        assert data.status_code == 200 and data.is_json, path
+
+
+def test_overview_cards_match_the_rows(client, seeded):
+    cutoff = datetime.datetime.utcnow() - datetime.timedelta(days=2)
+    rows = ApiRequest.select().where(ApiRequest.timestamp >= cutoff.replace(minute=0, second=0, microsecond=0))
+    totals = client.get("/?since=2d&format=json").json["totals"]
+    assert totals["requests"] == rows.count()
+    assert totals["output_tokens"] == sum(r.output_tokens for r in rows)
+    assert totals["latency_ms"]["p50"] <= totals["latency_ms"]["p95"]
+
+
+def test_requests_list_filters_and_pages(client):
+    seen, url = [], "/api/requests?limit=50"
+    while url:
+        page = client.get(url).json
+        seen += page["requests"]
+        url = f"/api/requests?limit=50&before={page['next']}" if page["next"] else None
+    assert len(seen) == ApiRequest.select().count()
+    assert len({r["request_id"] for r in seen}) == len(seen)
+    stamps = [r["timestamp"] for r in seen]
+    assert stamps == sorted(stamps, reverse=True)
+    quota = client.get("/api/requests?type=quota&limit=500").json["requests"]
+    assert all(r["request_type"] == "quota" for r in quota)
+    errors = client.get("/api/requests?status=4xx&limit=500").json["requests"]
+    assert errors and all(400 <= r["response_status"] < 500 for r in errors)
+
+
+def test_search_by_id_and_text(client, seeded):
+    rid = make_request(domain="needle.example", error="upstream said: needle-in-haystack")
+    by_id = client.get(f"/api/requests?q={rid}").json["requests"]
+    assert [r["request_id"] for r in by_id] == [rid]
+    by_text = client.get("/api/requests?q=needle-in-hay").json["requests"]
+    assert [r["request_id"] for r in by_text] == [rid]
+
+
+def test_live_rows_arrive_after_the_cursor(client, seeded):
+    page = client.get("/requests").get_data(as_text=True)
+    marker = 'hx-get="/requests/live?after='
+    assert marker in page
+    after = page.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert client.get(f"/requests/live?after={after}").status_code == 204
+    rid = make_request(domain="live.example")
+    fresh = client.get(f"/requests/live?after={after}").get_data(as_text=True)
+    assert rid in fresh and 'id="live-poller"' in fresh and 'hx-swap-oob="true"' in fresh
+
+
+def test_request_detail_shows_the_conversation(client, seeded):
+    body = {"model": "claude-sonnet-4-5", "system": "You are terse.", "messages": [
+        {"role": "user", "content": "What is in a.py?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "Read", "input": {"path": "a.py"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": "x = 1"}]}]}
+    response = {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "It sets x."}],
+                "usage": {"input_tokens": 10, "output_tokens": 4}}
+    rid = make_request(body=body, response=response,
+                       headers={"x-api-key": "sk-ant-secret-value", "anthropic-version": "2023-06-01"},
+                       usage_data='{"input_tokens": 10, "output_tokens": 20}')
+    page = client.get(f"/requests/{rid}").get_data(as_text=True)
+    for text in ("You are terse.", "What is in a.py?", "tu_1", "x = 1", "It sets x.", "2023-06-01"):
+        assert text in page
+    assert "sk-ant-secret-value" not in page and "[redacted]" in page
+    data = client.get(f"/api/requests/{rid}").json
+    assert data["request_headers"]["x-api-key"] == "[redacted]"
+    assert data["request_body"]["system"] == "You are terse."
+
+
+def test_conversation_pages(client, seeded):
+    listing = client.get("/api/conversations?limit=5").json["conversations"]
+    assert len(listing) == 5
+    keys = {"conversation_id", "branches", "request_count", "first_timestamp", "last_timestamp",
+            "input_tokens", "output_tokens", "cost_usd"}
+    assert keys <= set(listing[0])
+    branched = (ApiRequest.select(ApiRequest.conversation_id).where(ApiRequest.branch_id != "main")
+                .first().conversation_id)
+    data = client.get(f"/api/conversations/{branched}").json
+    assert len(data["branches"]) >= 2
+    assert {r["conversation_id"] for r in data["requests"]} == {branched}
+    page = client.get(f"/conversations/{branched}").get_data(as_text=True)
+    assert '<svg class="tree"' in page and '<svg class="timeline"' in page
+
+
+def test_subtasks_hang_under_their_parent_conversation(client, seeded):
+    task = ApiRequest.select().where(ApiRequest.is_subtask == True).first()  # noqa: E712
+    parent = ApiRequest.get(ApiRequest.request_id == task.parent_task_request_id)
+    data = client.get(f"/api/conversations/{parent.conversation_id}").json
+    assert task.conversation_id in {t["conversation_id"] for t in data["subtasks"]}
+    page = client.get(f"/conversations/{parent.conversation_id}").get_data(as_text=True)
+    assert 'class="edge spawn"' in page
+
+
+def test_token_usage_per_account(client, seeded):
+    make_request(account_id="acc_hand", domain="hand.example", input_tokens=1000, output_tokens=500,
+                 cache_read_input_tokens=70, timestamp=minutes_ago(30),
+                 ratelimit='{"anthropic-ratelimit-unified-status": "allowed", '
+                           '"anthropic-ratelimit-unified-5h-utilization": "0.25"}')
+    make_request(account_id="acc_hand", input_tokens=5, timestamp=minutes_ago(60 * 6))
+    data = client.get("/api/token-usage?account_id=acc_hand").json
+    [account] = data["accounts"]
+    assert account["window"]["input_tokens"] == 1000 and account["window"]["total_tokens"] == 1570
+    assert account["ratelimit"]["status"] == "allowed"
+    assert account["ratelimit"]["windows"][0]["utilization"] == 0.25
+    assert data["window_hours"] == 5
+    wide = client.get("/api/token-usage?account_id=acc_hand&window_hours=7").json
+    assert wide["accounts"][0]["window"]["input_tokens"] == 1005
+
+
+def test_exports_follow_the_filter(client):
+    csv_text = client.get("/requests/export.csv?type=quota").get_data(as_text=True)
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("request_id,domain,timestamp")
+    quota = ApiRequest.select().where(ApiRequest.request_type == "quota").count()
+    assert len(lines) == quota + 1 and all(",quota," in line for line in lines[1:])
+    data = client.get("/requests/export.json?type=quota")
+    assert data.headers["Content-Disposition"].startswith("attachment")
+    assert len(data.json["requests"]) == quota
+    assert client.get("/api/requests?format=csv&limit=3").get_data(as_text=True).count("\n") == 4
+
+
+def test_unknown_ids_are_404_pages(client):
+    for path in ("/requests/00000000-0000-0000-0000-000000000000", "/requests/%3Cscript%3E",
+                 "/conversations/nope", "/api/conversations/nope", "/no-such-page",
+                 "/requests/export.xml"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+    assert client.get("/api/requests/nope").json["error"]["type"] == "not_found"
+
+
+def test_malformed_filters_are_400_with_a_message(client):
+    for path, words in (("/requests?since=tomorrow", "since"), ("/requests?status=2", "status"),
+                        ("/requests?before=abc", "before"), ("/api/requests?limit=-1", "limit"),
+                        ("/?until=x", "until"), ("/token-usage?window_hours=0", "window_hours"),
+                        ("/conversations?limit=many", "limit"), ("/requests/live", "after"),
+                        ("/requests?type=%3Cb%3E", "type")):
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert words in response.get_data(as_text=True), path
+    assert client.get("/api/requests?since=bad").json["error"]["message"].startswith("since")
+
+
+def test_user_text_is_escaped(client, seeded):
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    rid = make_request(domain="xss.example", model=evil, error=evil,
+                       body={"messages": [{"role": "user", "content": evil}], "system": evil},
+                       response={"type": "message", "content": [{"type": "text", "text": evil}]})
+    for path in (f"/requests/{rid}", "/requests?domain=xss.example", f"/requests?q={rid}"):
+        page = client.get(path).get_data(as_text=True)
+        assert "<script>alert" not in page and "<img src=x" not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
