@@ -93,16 +93,16 @@ class LinkIndex:
             self._fetch(ApiRequest.request_id.in_(chunk))
 
     def parent(self, row, hashes):
-        """The request whose messages this one continues, nearest ancestor first."""
-        for key in hashes:
+        """(request this one continues, how many requests back), nearest ancestor first."""
+        for depth, key in enumerate(hashes):
             found = [r for r in self._by_hash.get((row["domain"], key), ())
                      if r["timestamp"] <= row["timestamp"] and r["request_id"] != row["request_id"]]
             if found:
                 session = row.get("session_id")
                 return max(found, key=lambda r: (
                     _ok(r), session is not None and r.get("session_id") == session,
-                    r.get("system_hash") == row.get("system_hash"), r["timestamp"]))
-        return None
+                    r.get("system_hash") == row.get("system_hash"), r["timestamp"])), depth
+        return None, None
 
     def branch(self, parent, row):
         """The parent's branch for its first child (or a retry of it); a new one otherwise."""
@@ -178,9 +178,18 @@ def link(row, found, index):
     if row["request_type"] != "inference" or not row["message_count"]:
         return _unlinked()
     rid = row["request_id"]
-    parent = index.parent(row, linking.ancestor_hashes(found.hashes))
-    if parent:
+    parent, depth = index.parent(row, linking.ancestor_hashes(found.hashes))
+    if parent and depth == 0:
         return _child(parent, index.branch(parent, row))
+    if parent:
+        # The requests in between were never stored, or no longer hash alike (Claude
+        # Code clears old tool results): the session's latest turn of the same agent
+        # is a better parent when it belongs to the same conversation.
+        near = index.same_session(row, system_hash=row.get("system_hash"))
+        if (near and near["conversation_id"] == parent["conversation_id"]
+                and near["timestamp"] > parent["timestamp"]):
+            parent = near
+        return _child(parent, parent["branch_id"])
     if found.continuation:
         summarised = (index.task(row, [found.continuation], compaction=True)
                       or index.same_session(row, subtasks=False))
@@ -195,5 +204,5 @@ def link(row, found, index):
     if row["message_count"] >= 3:
         near = index.same_session(row, system_hash=row.get("system_hash"))
         if near:
-            return _child(near, index.branch(near, row))
+            return _child(near, near["branch_id"])
     return _unlinked(row)
