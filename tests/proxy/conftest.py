@@ -86,6 +86,9 @@ class TcpRelay:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.listener is not listener:
+                client.close()
+                return
             try:
                 server = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
@@ -109,10 +112,15 @@ class TcpRelay:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            src.close()  # dst is the other thread's src
 
     def stop(self):
         """The database goes away: refuse new connections, cut the open ones."""
         if self.listener is not None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            except OSError:
+                pass
             self.listener.close()
             self.listener = None
         with self.lock:
@@ -120,6 +128,5 @@ class TcpRelay:
         for s in conns:
             try:
                 s.shutdown(socket.SHUT_RDWR)
-                s.close()
             except OSError:
                 pass
