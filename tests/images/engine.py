@@ -138,6 +138,13 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def container_logs(name, tail="all"):
+    """A container's output, stdout and stderr (gunicorn logs to stderr)."""
+    result = subprocess.run(["docker", "logs", "--tail", tail, name],
+                            capture_output=True, text=True, timeout=60)
+    return result.stdout + result.stderr
+
+
 def wait_for_http(url, timeout=60, container=None):
     """Poll `url` until it answers 200; on timeout raise with the container's logs."""
     deadline = time.monotonic() + timeout
@@ -152,7 +159,7 @@ def wait_for_http(url, timeout=60, container=None):
                                 check=False).strip() == "false":
             break
         time.sleep(0.3)
-    logs = docker("logs", "--tail", "60", container, check=False) if container else ""
+    logs = container_logs(container, "60") if container else ""
     raise AssertionError(f"{url} did not answer 200 within {timeout}s\n{logs}")
 
 
@@ -165,4 +172,5 @@ def wait_for_health(container, timeout=60):
         if status == "healthy":
             return
         time.sleep(0.5)
-    raise AssertionError(f"{container} health is {status!r} after {timeout}s")
+    raise AssertionError(f"{container} health is {status!r} after {timeout}s\n"
+                         f"{container_logs(container, '40')}")
