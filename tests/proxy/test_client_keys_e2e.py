@@ -6,7 +6,9 @@ every path appear nowhere in the database or the proxy's logs.
 """
 import json
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from common import db as nexus_db
 from common import keys
 from common.models import ApiRequest, utcnow
+from tests.proxy.test_oauth import OLD_REFRESH, _TokenServer, write_oauth
 from tests.proxy_server import running_proxy
 
 UPSTREAM_KEY = "sk-ant-api03-E2E-UPSTREAM-SECRET-aaaa"
@@ -185,3 +188,23 @@ def test_secrets_reach_neither_the_database_nor_the_logs(upstream, db_url, home)
     text = "\n".join(dump)
     leaked = [s[:16] for s in secrets if s in text]
     assert not leaked, f"secrets in the database: {leaked}"
+
+
+def test_workers_refresh_an_expired_oauth_token_once(upstream, db_url, home):
+    write_oauth(home / "credentials", domain="expired.example", expires_in_s=-5)
+    server = _TokenServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token_url = f"http://127.0.0.1:{server.server_address[1]}/v1/oauth/token"
+    env = proxy_env(upstream, db_url, home, NEXUS_OAUTH_TOKEN_URL=token_url)
+    try:
+        with running_proxy(env, cwd=str(home), workers=2) as proxy:
+            upstream.clear()
+            c = client(proxy, USER_KEY, "expired.example")
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _: ask(c), range(8)))
+            sent = upstream.requests()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(answers) == 8 and server.calls == [OLD_REFRESH]
+    assert {r.header("authorization") for r in sent} == {"Bearer access-1"}
