@@ -23,7 +23,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record):
         line = {"time": _now(), "level": record.levelname.lower(),
-                "logger": record.name, "event": record.getMessage()}
+                "logger": record.name, "pid": record.process, "event": record.getMessage()}
         fields = getattr(record, "fields", None)
         if fields:
             line.update(fields)

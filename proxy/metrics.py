@@ -145,9 +145,14 @@ def merge(snapshots, extra_gauges=()):
     return values, hists
 
 
+def _number(value):
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def _sample(name, labels, value, extra=""):
     inner = ",".join(x for x in (labels, extra) if x)
-    return f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}"
+    return f"{name}{{{inner}}} {_number(value)}" if inner else f"{name} {_number(value)}"
 
 
 def render(merged):

@@ -1,0 +1,84 @@
+"""Prometheus metrics: right numbers, from any worker, in the text format."""
+import http.client
+import json
+import re
+import time
+
+from proxy.metrics import Metrics, merge, render
+from tests.proxy.conftest import MODEL
+from tests.proxy_server import running_proxy
+
+
+def parse(text):
+    """{sample name with labels: value} of a Prometheus text page."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_histograms_are_cumulative_and_counters_add_up():
+    m = Metrics(shared_dir="")
+    m.inc("nexus_requests_total", 'method="POST",status="200"')
+    m.inc("nexus_requests_total", 'method="POST",status="200"')
+    for seconds in (0.0004, 0.003, 0.003, 700):
+        m.observe("nexus_request_duration_seconds", seconds)
+    samples = parse(m.render())
+    assert samples['nexus_requests_total{method="POST",status="200"}'] == 2
+    assert samples['nexus_request_duration_seconds_bucket{le="0.0005"}'] == 1
+    assert samples['nexus_request_duration_seconds_bucket{le="0.005"}'] == 3
+    assert samples['nexus_request_duration_seconds_bucket{le="600.0"}'] == 3
+    assert samples['nexus_request_duration_seconds_bucket{le="+Inf"}'] == 4
+    assert samples["nexus_request_duration_seconds_count"] == 4
+    assert abs(samples["nexus_request_duration_seconds_sum"] - 700.0064) < 1e-6
+
+
+def test_counters_of_exited_workers_stay_and_their_gauges_go():
+    live = Metrics(shared_dir="")
+    live.inc("nexus_records_written_total", amount=3)
+    live.set("nexus_in_flight_requests", 2)
+    gone = {"pid": 2 ** 22 + 7, "counters": [["nexus_records_written_total", "", 5]],
+            "gauges": [["nexus_in_flight_requests", "", 9]], "histograms": []}
+    samples = parse(render(merge([live.snapshot(), gone])))
+    assert samples["nexus_records_written_total"] == 8
+    assert samples["nexus_in_flight_requests"] == 2
+
+
+def test_metrics_add_up_across_two_workers(tmp_path, upstream):
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": f"sqlite:///{tmp_path}/n.db"}
+    with running_proxy(env, workers=2, cwd=str(tmp_path)) as proxy:
+        assert len(proxy.worker_pids()) == 2
+        served_by = set()
+        body = json.dumps({"model": MODEL, "max_tokens": 5,
+                           "messages": [{"role": "user", "content": "hi"}]})
+        for _ in range(40):  # a fresh connection each time, so both workers get some
+            conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+            conn.request("POST", "/v1/messages", body, {"content-type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            conn.close()
+        for event in proxy.log_events():
+            if event.get("event") == "request":
+                served_by.add(event.get("pid"))
+        time.sleep(1.2)  # each worker publishes its numbers every second
+        scrapes = [parse(proxy.get("/metrics")[2].decode()) for _ in range(6)]
+    assert len(served_by) == 2, "both workers should have served requests"
+    for samples in scrapes:  # whichever worker answers the scrape, the totals are the same
+        assert samples['nexus_requests_total{method="POST",status="200"}'] == 40
+        assert samples["nexus_request_duration_seconds_count"] == 40
+        assert samples["nexus_overhead_seconds_count"] == 40
+
+
+def test_overhead_header_matches_the_metric(proxy):
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    conn.request("GET", "/v1/models")
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    overhead = float(response.getheader("x-nexus-overhead-ms"))
+    assert 0 < overhead < 50
+    text = proxy.get("/metrics")[2].decode()
+    assert re.search(r"^nexus_overhead_seconds_count [1-9]", text, re.M)
