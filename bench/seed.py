@@ -82,6 +82,15 @@ def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, pr
         inserted += len(day_rows)
         if progress:
             progress(inserted)
+    while inserted < rows:  # today is cut at `end`: top up on earlier days
+        day = first_day + datetime.timedelta(days=rng.randrange(max(1, days - 1)))
+        extra, bodies = synthetic.day_of_traffic(rng, day, rows - inserted, body_fraction)
+        extra = extra[:rows - inserted]
+        kept = {r["request_id"] for r in extra}
+        _insert(database, "api_requests", ROW_COLUMNS, extra)
+        _insert(database, "api_request_bodies", BODY_COLUMNS,
+                [b for b in bodies if b["request_id"] in kept])
+        inserted += len(extra)
     return inserted
 
 

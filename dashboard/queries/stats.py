@@ -1,7 +1,10 @@
 """Totals and series for the overview and /api/stats, read from the hourly aggregates.
 
 No page counts the raw table: HourlyUsage holds one row per hour, domain, model and
-request type, so a week is at most a few thousand rows whatever the traffic.
+request type, so a month is tens of thousands of rows whatever the traffic. Two scans
+of the range answer everything: one grouped by hour and model (with the latency
+histograms), one by domain and request type (sums only); Python folds them into
+totals, series and breakdowns.
 """
 import datetime
 import decimal
@@ -18,18 +21,6 @@ SUMS = ("requests", "errors", "input_tokens", "output_tokens", "cache_creation_i
 HISTOGRAMS = tuple(histogram_columns("latency") + histogram_columns("ttft"))
 
 
-def _hour_floor(when):
-    return when.replace(minute=0, second=0, microsecond=0)
-
-
-def _base(rng, *group, sums=SUMS):
-    fields = [pw.fn.COALESCE(pw.fn.SUM(getattr(H, c)), 0).alias(c) for c in sums]
-    query = H.select(*group, *fields).where(H.hour >= _hour_floor(rng.since), H.hour < rng.until)
-    if rng.domain:
-        query = query.where(H.domain == rng.domain)
-    return query.group_by(*group) if group else query
-
-
 def plain(value):
     """PostgreSQL sums bigints as numeric: back to int (or float) for JSON and maths."""
     if isinstance(value, decimal.Decimal):
@@ -37,8 +28,25 @@ def plain(value):
     return value
 
 
+def _scan(rng, group, sums):
+    fields = [pw.fn.SUM(getattr(H, c)).alias(c) for c in sums]
+    query = H.select(*group, *fields).where(
+        H.hour >= rng.since.replace(minute=0, second=0, microsecond=0), H.hour < rng.until)
+    if rng.domain:
+        query = query.where(H.domain == rng.domain)
+    return query.group_by(*group).tuples()
+
+
+def _fold(into, key, values, columns):
+    target = into.get(key)
+    if target is None:
+        into[key] = target = dict.fromkeys(columns, 0)
+    for column, value in zip(columns, values):
+        target[column] += plain(value) or 0
+
+
 def _finish(row):
-    row = {k: plain(v) for k, v in row.items()}
+    row = dict(row)
     row["cost_usd"] = round(row.get("cost_usd") or 0.0, 6)
     requests = row.get("requests") or 0
     row["error_rate"] = (row.get("errors") or 0) / requests if requests else 0.0
@@ -51,40 +59,33 @@ def _finish(row):
     return row
 
 
-def totals(rng):
-    """One dict of sums over the range, with error rate and latency percentiles."""
-    row = _base(rng, sums=SUMS + HISTOGRAMS).dicts().first() or {}
-    return _finish(row)
+def _hour(value):
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _bucket(hour, hourly):
-    if isinstance(hour, str):  # SQLite may hand back text
-        hour = datetime.datetime.fromisoformat(hour)
-    return hour if hourly else hour.replace(hour=0)
-
-
-def series(rng):
-    """Points over time (hourly up to three days, daily beyond), oldest first."""
-    merged = {}
-    for row in _base(rng, H.hour, sums=SUMS + HISTOGRAMS).dicts():
-        key = _bucket(row.pop("hour"), rng.hourly)
-        into = merged.setdefault(key, dict.fromkeys(SUMS + HISTOGRAMS, 0))
-        for col, value in row.items():
-            into[col] += plain(value) or 0
-    return [{"time": key, **_finish(value)} for key, value in sorted(merged.items())]
-
-
-def breakdown(rng, column, limit=20):
-    """Sums grouped by `column` ("model", "domain" or "request_type"), largest cost first."""
-    field = getattr(H, column)
-    rows = [_finish(r) for r in _base(rng, field, sums=SUMS + HISTOGRAMS).dicts()]
+def _ranked(groups, name, limit=20):
+    rows = [{name: key, **_finish(sums)} for key, sums in groups.items()]
     rows.sort(key=lambda r: (-r["cost_usd"], -r["requests"]))
     return rows[:limit]
 
 
 def stats(rng):
     """Everything the overview shows, as plain data (also /api/stats)."""
+    columns = SUMS + HISTOGRAMS
+    total, series, by_model = {}, {}, {}
+    for hour, model, *values in _scan(rng, (H.hour, H.model), columns):
+        hour = _hour(hour)
+        point = hour if rng.hourly else hour.replace(hour=0)
+        _fold(total, "all", values, columns)
+        _fold(series, point, values, columns)
+        _fold(by_model, model, values, columns)
+    by_domain, by_type = {}, {}
+    for domain, request_type, *values in _scan(rng, (H.domain, H.request_type), SUMS):
+        _fold(by_domain, domain, values, SUMS)
+        _fold(by_type, request_type, values, SUMS)
     return {"since": rng.since, "until": rng.until, "domain": rng.domain,
-            "granularity": "hour" if rng.hourly else "day", "totals": totals(rng),
-            "series": series(rng), "by_model": breakdown(rng, "model"),
-            "by_domain": breakdown(rng, "domain"), "by_type": breakdown(rng, "request_type")}
+            "granularity": "hour" if rng.hourly else "day",
+            "totals": _finish(total.get("all") or dict.fromkeys(columns, 0)),
+            "series": [{"time": key, **_finish(value)} for key, value in sorted(series.items())],
+            "by_model": _ranked(by_model, "model"), "by_domain": _ranked(by_domain, "domain"),
+            "by_type": _ranked(by_type, "request_type")}

@@ -36,34 +36,32 @@ def _clean(row):
 
 def raw_window(since, account_id=None):
     """Exact sums per account over rows at or after `since`."""
-    query = A.select(*_sums(A, A.account_id)).where(A.timestamp >= since)
+    # Grouping by an expression keeps SQLite on the timestamp range instead of walking
+    # the whole (account_id, timestamp) index to avoid a sort.
+    account = pw.fn.COALESCE(A.account_id, "")
+    query = A.select(*_sums(A, account.alias("account_id"))).where(A.timestamp >= since)
     if account_id:
         query = query.where(A.account_id == account_id)
     return {row["account_id"] or NO_ACCOUNT: _clean(row)
-            for row in query.group_by(A.account_id).dicts()}
+            for row in query.group_by(account).dicts()}
 
 
-def domain_accounts(domains):
-    """domain → the account_id of its latest request."""
-    found = {}
-    for domain in domains:
-        row = (A.select(A.account_id).where(A.domain == domain)
-               .order_by(A.timestamp.desc()).limit(1).tuples().first())
-        found[domain] = (row[0] if row else None) or NO_ACCOUNT
-    return found
+def _day(field):
+    if isinstance(H._meta.database.obj, pw.PostgresqlDatabase):
+        return pw.fn.date_trunc("day", field)
+    return pw.fn.substr(field, 1, 10)  # SQLite stores 'YYYY-MM-DD HH:MM:SS'
 
 
 def daily_by_domain(since):
-    """(day, domain) → sums, from the hourly aggregates."""
+    """(date, domain) → sums, from the hourly aggregates, grouped by day in SQL."""
     out = {}
-    query = H.select(*_sums(H, H.hour, H.domain)).where(H.hour >= since).group_by(H.hour, H.domain)
-    for row in query.dicts():
-        hour = row["hour"]
-        if isinstance(hour, str):
-            hour = datetime.datetime.fromisoformat(hour)
-        into = out.setdefault((hour.date(), row["domain"]), dict.fromkeys(TOKEN_COLUMNS + ("requests", "cost_usd"), 0))
-        for col in into:
-            into[col] += plain(row[col]) or 0
+    day = _day(H.hour)
+    query = H.select(*_sums(H, day.alias("day"), H.domain)).where(H.hour >= since)
+    for row in query.group_by(day, H.domain).dicts():
+        value = row["day"]
+        value = datetime.date.fromisoformat(value[:10]) if isinstance(value, str) else value.date()
+        out[(value, row["domain"])] = {c: plain(row[c]) or 0
+                                       for c in TOKEN_COLUMNS + ("requests", "cost_usd")}
     return out
 
 
