@@ -264,6 +264,7 @@ FINGERPRINT_CHARS = 400
 def summary_fingerprint(text):
     """A hash of a summary's opening, the same in the summariser's answer and the
     continuation that quotes it (Claude Code rewrites its tags into labels)."""
+    text = strip_reminders(text)
     match = _SUMMARY_TAG.search(text)
     if match:
         text = match.group(1)
