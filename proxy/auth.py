@@ -19,13 +19,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-import peewee as pw
-
 from common import credentials, keys
 from common.models import ClientKey
 from common.redact import hash_secret
 
-from .limits import LimitExceeded, Limiter, connected
+from .limits import DATABASE_ERRORS, LimitExceeded, Limiter, connected
 from .oauth import OAUTH_BETA, Refresher, is_expired
 
 log = logging.getLogger("nexus.proxy.auth")
@@ -222,7 +220,7 @@ class Authenticator:
         except LimitExceeded as exc:
             raise AuthError(429, "rate_limit_error", exc.message,
                             (("retry-after", str(exc.retry_after)),)) from None
-        except pw.DatabaseError as exc:
+        except DATABASE_ERRORS as exc:
             # A database outage must not take the proxy down with it: limits fail open.
             log.warning("client key limits not checked (database error: %s)", type(exc).__name__)
         return info.key_id
@@ -238,7 +236,7 @@ class Authenticator:
         else:
             try:
                 info = self._fetch_key(digest)
-            except pw.DatabaseError as exc:
+            except DATABASE_ERRORS as exc:
                 if cached is not None and now - cached[0] < KEY_STALE_S:
                     return cached[1]
                 log.error("client key store unavailable (%s)", type(exc).__name__)

@@ -13,10 +13,14 @@ import threading
 import time
 
 import peewee as pw
+from playhouse.pool import MaxConnectionsExceeded
 
 from common.models import ApiRequest, UsageWindow, utcnow
 
 log = logging.getLogger("nexus.proxy.limits")
+
+# What a database that is down, or too busy to lend a connection, raises.
+DATABASE_ERRORS = (pw.PeeweeException, MaxConnectionsExceeded)
 
 BUDGET_TTL_S = 5.0
 PRUNE_EVERY_S = 600.0
@@ -109,7 +113,7 @@ class Limiter:
         try:
             self._last_prune = time.monotonic()
             UsageWindow.delete().where(UsageWindow.window_start < now - KEEP_WINDOWS).execute()
-        except pw.DatabaseError:
-            log.warning("could not prune usage windows", exc_info=True)
+        except DATABASE_ERRORS as exc:
+            log.warning("could not prune usage windows (%s)", type(exc).__name__)
         finally:
             self._lock.release()

@@ -28,7 +28,7 @@ import requests
 from common import credentials
 from common.models import CredentialLease, utcnow
 
-from .limits import connected
+from .limits import DATABASE_ERRORS, connected
 
 log = logging.getLogger("nexus.proxy.oauth")
 
@@ -147,7 +147,7 @@ class Refresher:
                                                  CredentialLease.expires_at: pw.EXCLUDED.expires_at},
                                          where=(CredentialLease.expires_at < now))
                             .as_rowcount().execute())
-        except (pw.PeeweeException, pw.DatabaseError, AttributeError) as exc:
+        except (*DATABASE_ERRORS, AttributeError) as exc:
             # AttributeError: the database proxy was never initialised (no database at all).
             log.warning("no refresh lease (database unavailable: %s); the file lock alone guards",
                         type(exc).__name__)
@@ -158,7 +158,7 @@ class Refresher:
             with connected(CredentialLease._meta.database):
                 CredentialLease.delete().where((CredentialLease.domain == domain)
                                                & (CredentialLease.holder == self.holder)).execute()
-        except (pw.PeeweeException, pw.DatabaseError):
+        except DATABASE_ERRORS:
             log.warning("could not release the refresh lease for %s; it expires in %ss",
                         domain, LEASE_S)
 

@@ -109,3 +109,14 @@ def test_keys_without_limits_touch_no_counters(tmp_path, database):
     _, secret = keys.create()
     assert [attempt(a, secret) for _ in range(20)] == ["ok"] * 20
     assert UsageWindow.select().count() == 0
+
+
+def test_limits_fail_open_while_the_database_is_down(tmp_path, database, caplog):
+    a = Authenticator(setup_dir(tmp_path))
+    row, secret = keys.create(requests_per_minute=1, daily_budget_usd=1.0)
+    assert attempt(a, secret) == "ok"
+    assert attempt(a, secret)[0] == 429
+    database.close()
+    nexus_db.connect("postgresql://postgres@127.0.0.1:1/nothing_listens_here")
+    assert attempt(a, secret) == "ok"  # the key is cached; its limits cannot be checked
+    assert "limits not checked" in caplog.text
