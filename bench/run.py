@@ -42,7 +42,7 @@ def environment():
     from importlib.metadata import version
     return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
             "gunicorn": version("gunicorn"), "gevent": version("gevent"), "urllib3": version("urllib3"),
-            "nginx": (_version(["nginx", "-v"]) or "absent").replace("nginx version: ", ""),
+            "nginx": (_version([servers.find_nginx() or "nginx", "-v"]) or "absent").replace("nginx version: ", ""),
             "wrk": (_version(["wrk", "-v"]) or "absent").split(" [")[0]}
 
 

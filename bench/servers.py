@@ -7,6 +7,7 @@ CPU time the bench reads.
 """
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 from bench import procs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -65,7 +68,8 @@ class Server:
         """Start the process and wait until it answers `GET /health`."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log,
+            # From the repository root, so `bench.*` and `proxy.*` import wherever the bench runs.
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log, cwd=ROOT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -141,8 +145,17 @@ def upstream(workdir, first_ms=2.0, interval_ms=0.5, events=200):
     return Server("upstream", argv, port, workdir, worker_is_child=False)
 
 
-def nginx(workdir, upstream_port, binary="nginx"):
+def find_nginx():
+    """The nginx binary (Debian installs it in /usr/sbin, not always on PATH), or None."""
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+
+
+def nginx(workdir, upstream_port, binary=None):
     """Debian's nginx as a plain reverse proxy, one worker, buffering off, keep-alive upstream."""
+    binary = binary or find_nginx()
+    if binary is None:
+        raise RuntimeError("nginx not found: install it with `apt-get install nginx` (Debian)")
     port = procs.free_port()
     root = Path(workdir) / "nginx"
     root.mkdir(parents=True, exist_ok=True)
