@@ -1,0 +1,73 @@
+# The flake's outputs evaluated against the stand-in nixpkgs, reduced to plain
+# data for tests/nix/test_flake.py. Run with
+#   nix-instantiate --eval --strict --json tests/nix/eval-flake.nix
+let
+  flake = import ../../flake.nix;
+  nixpkgs = import ./stub-nixpkgs.nix;
+  self = flake.outputs { inherit self nixpkgs; };
+  names = builtins.attrNames;
+  image = img: {
+    file = img.name;
+    inherit (img.imageArgs) name tag config extraCommands fakeRootCommands;
+    created = img.imageArgs.created or null;
+    contents = map (c: c.name) img.imageArgs.contents;
+    passwd = (builtins.elemAt img.imageArgs.contents 1).overrideArgs;
+  };
+  package = p: {
+    inherit (p) name;
+    inherit (p.args) pname version postInstall pythonImportsCheck;
+    files = p.args.src.files;
+    dependencies = map (d: d.pname) p.args.dependencies;
+    buildSystem = map (d: d.pname) p.args.build-system;
+  };
+  envOf = program: builtins.head (builtins.match "(/nix/store/[^/]+)/bin/.*" program);
+  perSystem = system: {
+    packages = names self.packages.${system};
+    apps = builtins.mapAttrs (_: a: { inherit (a) type program; }) self.apps.${system};
+    devShells = names self.devShells.${system};
+    checks = names self.checks.${system};
+    checkScript = self.checks.${system}.tests.script;
+    formatter = self.formatter.${system}.name;
+    default = package self.packages.${system}.default;
+    proxyImage = image self.packages.${system}.proxy-image;
+    dashboardImage = image self.packages.${system}.dashboard-image;
+  };
+  pkgs = nixpkgs.legacyPackages.x86_64-linux;
+  # Each image's Python environment, with the packages in it.
+  envPackages = service: map package (
+    builtins.filter (p: p ? args) (pkgs.callPackage ../../nix/env.nix { inherit service; }).packages
+  );
+  # The NixOS module called as the module system would, with every option at
+  # its default except `enable`.
+  defaults = builtins.mapAttrs (
+    _: o: if (o._type or null) == "option" then o.default else defaults o
+  );
+  module =
+    let
+      call = values: self.nixosModules.default {
+        config.services.claude-nexus = values;
+        inherit (nixpkgs) lib;
+        inherit pkgs;
+      };
+      options = (call { }).options.services.claude-nexus;
+      result = call (defaults options // { enable = true; });
+      services = result.config.content.systemd.services;
+    in
+    {
+      optionNames = names options;
+      condition = result.config.condition;
+      users = result.config.content.users.users;
+      proxy = services.claude-nexus-proxy.content;
+      dashboard = services.claude-nexus-dashboard.content;
+    };
+in
+{
+  inherit module;
+  systems = names self.packages;
+  x86_64-linux = perSystem "x86_64-linux";
+  aarch64-linux = perSystem "aarch64-linux";
+  envs = {
+    proxy = envPackages "proxy";
+    dashboard = envPackages "dashboard";
+  };
+}

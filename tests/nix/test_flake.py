@@ -1,0 +1,157 @@
+"""The flake, checked without Nix's network: every .nix file parses, and the
+outputs evaluated against the stand-in nixpkgs (tests/nix/stub-nixpkgs.nix,
+which offers only attributes checked to exist in nixpkgs) are wired as the
+README says, with images that match their Dockerfiles."""
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.nix.dockerfile import final_stage_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEMS = ["aarch64-linux", "x86_64-linux"]
+# Debian's Nix warns about the build users group it has no use for here.
+NIX_ENV = {**os.environ, "NIX_CONFIG": "build-users-group ="}
+
+
+def nix_files():
+    return sorted([ROOT / "flake.nix", *ROOT.glob("nix/*.nix"), *ROOT.glob("tests/nix/*.nix")])
+
+
+@pytest.fixture(scope="session")
+def nix_instantiate():
+    path = shutil.which("nix-instantiate")
+    if path is None:
+        if os.environ.get("NEXUS_REQUIRE_ALL"):
+            pytest.fail("nix-instantiate is not installed (.ci/setup-docker.sh installs nix-bin)")
+        pytest.skip("nix-instantiate is not installed")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _evaluate(nix_instantiate):
+    result = subprocess.run(
+        [nix_instantiate, "--eval", "--strict", "--json", str(ROOT / "tests/nix/eval-flake.nix")],
+        capture_output=True, text=True, env=NIX_ENV, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def flake(nix_instantiate):
+    """The flake's outputs, reduced to data by tests/nix/eval-flake.nix."""
+    return _evaluate(nix_instantiate)
+
+
+@pytest.mark.parametrize("path", nix_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_nix_file_parses(nix_instantiate, path):
+    result = subprocess.run([nix_instantiate, "--parse", str(path)], capture_output=True,
+                            text=True, env=NIX_ENV, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_flake_offers_the_documented_outputs_on_both_systems(flake):
+    assert flake["systems"] == SYSTEMS
+    for system in SYSTEMS:
+        outputs = flake[system]
+        assert outputs["packages"] == ["dashboard-image", "default", "proxy-image"]
+        assert sorted(outputs["apps"]) == ["dashboard", "proxy"]
+        for name, app in outputs["apps"].items():
+            assert app["type"] == "app"
+            assert app["program"].endswith(f"/bin/nexus-{name}")
+        assert outputs["devShells"] == ["default"]
+        assert outputs["checks"] == ["tests"]
+        assert outputs["formatter"] == "nixfmt-rfc-style"
+
+
+def test_check_runs_the_suite_on_sqlite_without_outside_parts(flake):
+    script = flake["x86_64-linux"]["checkScript"]
+    assert "python -m pytest" in script
+    assert '-m "not docker and not browser"' in script
+    assert '-k "not postgresql"' in script
+
+
+def test_package_is_the_whole_distribution(flake):
+    package = flake["x86_64-linux"]["default"]
+    assert package["pname"] == "claude-nexus"
+    assert package["pythonImportsCheck"] == ["common", "proxy", "dashboard"]
+    assert package["postInstall"] == ""
+    assert {"peewee", "gevent", "flask", "psycopg2"} <= set(package["dependencies"])
+
+
+def test_each_image_env_holds_only_what_its_service_imports(flake):
+    (proxy,) = flake["envs"]["proxy"]
+    (dashboard,) = flake["envs"]["dashboard"]
+    assert [Path(f).name for f in proxy["files"]] == ["pyproject.toml", "common", "proxy"]
+    assert [Path(f).name for f in dashboard["files"]] == ["pyproject.toml", "common", "dashboard"]
+    assert "flask" not in proxy["dependencies"]
+    assert not {"gevent", "packaging"} & set(dashboard["dependencies"])
+    # psycopg2 from nixpkgs, built from source; psycogreen is not in nixpkgs.
+    for env in (proxy, dashboard):
+        assert "psycopg2" in env["dependencies"]
+        assert "psycogreen" not in env["dependencies"]
+    assert "rm $out/bin/nexus-proxy" in dashboard["postInstall"]
+
+
+@pytest.mark.parametrize("service", ["proxy", "dashboard"])
+def test_nix_image_matches_its_dockerfile(flake, service):
+    nix = flake["x86_64-linux"][f"{service}Image"]["config"]
+    docker = final_stage_config((ROOT / "docker" / service / "Dockerfile").read_text())
+    assert nix["Cmd"] == docker["Cmd"]
+    assert dict(v.split("=", 1) for v in nix["Env"]) == docker["Env"]
+    assert set(nix["ExposedPorts"]) == docker["ExposedPorts"]
+    assert nix["User"] == docker["User"] == "10001:10001"
+    assert nix["WorkingDir"] == docker["WorkingDir"]
+    assert nix["Healthcheck"] == docker["Healthcheck"]
+    assert nix["Labels"] == docker["Labels"]
+
+
+@pytest.mark.parametrize("service", ["proxy", "dashboard"])
+def test_nix_image_is_reproducible_and_non_root(flake, service):
+    image = flake["x86_64-linux"][f"{service}Image"]
+    # dockerTools' fixed `created` and file times make two builds identical.
+    assert image["created"] is None
+    assert image["name"] == f"claude-nexus-{service}"
+    assert image["contents"] == ["ca-certificates", "fake-nss"]
+    assert image["passwd"]["extraPasswdLines"] == [
+        "nexus:x:10001:10001:claude-nexus:/app:/sbin/nologin"]
+    assert "chmod 1777 tmp" in image["extraCommands"]
+    assert re.search(r"ln -s /nix/store/\S+ opt/venv", image["extraCommands"])
+    assert image["fakeRootCommands"].startswith("chown 10001:10001 app/data")
+    has_credentials = "app/credentials" in image["fakeRootCommands"]
+    assert has_credentials == (service == "proxy")
+
+
+def test_nixos_module_runs_both_services_hardened(flake):
+    module = flake["module"]
+    assert module["condition"] is True
+    assert module["users"]["claude-nexus"]["isSystemUser"] is True
+    for name, port in (("proxy", "3000"), ("dashboard", "3001")):
+        unit = module[name]
+        assert unit["serviceConfig"]["ExecStart"].endswith(f"/bin/nexus-{name}")
+        assert unit["environment"]["PORT"] == port
+        hardening = unit["serviceConfig"]
+        assert hardening["User"] == "claude-nexus"
+        assert hardening["NoNewPrivileges"] is True
+        assert hardening["ProtectSystem"] == "strict"
+        assert hardening["CapabilityBoundingSet"] == ""
+    credentials = module["proxy"]["environment"]["CREDENTIALS_DIR"]
+    assert "CREDENTIALS_DIR" not in module["dashboard"]["environment"]
+    assert module["dashboard"]["serviceConfig"]["InaccessiblePaths"] == [f"-{credentials}"]
+
+
+def test_flake_lock_pins_the_input_branch():
+    lock = json.loads((ROOT / "flake.lock").read_text())
+    node = lock["nodes"]["nixpkgs"]
+    branch = re.search(r'github:NixOS/nixpkgs/([\w.-]+)"', (ROOT / "flake.nix").read_text())[1]
+    assert node["original"] == {"owner": "NixOS", "ref": branch, "repo": "nixpkgs",
+                                "type": "github"}
+    assert re.fullmatch(r"[0-9a-f]{40}", node["locked"]["rev"])
+    assert re.fullmatch(r"sha256-[A-Za-z0-9+/]{43}=", node["locked"]["narHash"])
+    assert lock["nodes"]["root"]["inputs"] == {"nixpkgs": "nixpkgs"}
