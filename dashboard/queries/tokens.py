@@ -46,6 +46,16 @@ def raw_window(since, account_id=None):
             for row in query.group_by(account).dicts()}
 
 
+def domain_accounts(domains):
+    """domain → the account_id of its latest request."""
+    found = {}
+    for domain in domains:
+        row = (A.select(A.account_id).where(A.domain == domain)
+               .order_by(A.timestamp.desc()).limit(1).tuples().first())
+        found[domain] = (row[0] if row else None) or NO_ACCOUNT
+    return found
+
+
 def _day(field):
     if isinstance(H._meta.database.obj, pw.PostgresqlDatabase):
         return pw.fn.date_trunc("day", field)
