@@ -12,6 +12,15 @@
               ["ttft_p50", "TTFT p50", "#e67e22"], ["ttft_p95", "TTFT p95", "#a04000"]]
   };
 
+  function compact(value) {
+    if (value === null || value === undefined) { return ""; }
+    var abs = Math.abs(value);
+    if (abs >= 1e9) { return (value / 1e9).toFixed(1) + "B"; }
+    if (abs >= 1e6) { return (value / 1e6).toFixed(1) + "M"; }
+    if (abs >= 1e3) { return (value / 1e3).toFixed(1) + "k"; }
+    return String(Math.round(value * 100) / 100);
+  }
+
   function draw(el, data) {
     var spec = CHARTS[el.dataset.chart];
     if (!spec || !window.uPlot) { return; }
@@ -22,8 +31,9 @@
     });
     var width = Math.max(300, el.clientWidth || 600);
     el.textContent = "";
-    new window.uPlot({ width: width, height: 220, series: series, scales: { x: { time: true } } },
-                     columns, el);
+    var axes = [{}, { size: 60, values: function (u, vals) { return vals.map(compact); } }];
+    new window.uPlot({ width: width, height: 220, series: series, axes: axes,
+                       scales: { x: { time: true } } }, columns, el);
   }
 
   function init() {

@@ -98,7 +98,7 @@ def _login(page, site):
 
 def test_a_person_uses_every_page(page, site, tmp_path):
     _login(page, site)
-    page.goto(site.url + "/")
+    page.goto(site.url + "/?since=3d")
     page.wait_for_selector(".chart .uplot")  # the vendored uPlot drew the charts
     assert page.locator(".chart .uplot").count() == 4
     _shot(page, "overview")
@@ -138,6 +138,14 @@ def test_a_person_uses_every_page(page, site, tmp_path):
     page.goto(site.url + "/conversations")
     page.locator("a.conversation-link").first.click()
     page.wait_for_selector("svg.timeline rect")
+
+    with nexus_db.connect(site.db_url).connection_context():
+        spawner = (ApiRequest.select(ApiRequest.parent_task_request_id)
+                   .where(ApiRequest.is_subtask == True).first())  # noqa: E712
+        rich = ApiRequest.get(ApiRequest.request_id == spawner.parent_task_request_id).conversation_id
+    page.goto(site.url + f"/conversations/{rich}")
+    assert page.locator("svg.tree line.spawn").count() >= 1  # a sub-agent task hangs off its call
+    _shot(page, "conversation-tasks")
 
     page.goto(site.url + "/token-usage")
     assert page.locator("section.account").count() >= 1
