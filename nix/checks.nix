@@ -16,6 +16,7 @@ let
     ps.responses
     ps.hypothesis
     ps.anthropic
+    ps.pyyaml
     ps.requests
   ]);
   src = lib.fileset.toSource {

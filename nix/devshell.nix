@@ -19,6 +19,7 @@ mkShell {
       ps.responses
       ps.hypothesis
       ps.anthropic
+      ps.pyyaml
     ]))
     nixfmt-rfc-style
   ];

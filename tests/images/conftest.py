@@ -4,28 +4,12 @@ Everything is built once per test session; Docker's layer cache makes a rebuild
 of unchanged sources take seconds, and the stand-in bases are kept between
 sessions under a tag derived from their content.
 """
-import os
 import shutil
 
 import pytest
 
 from tests.images import engine
-
-
-def require(problem):
-    """Skip for a missing part, unless NEXUS_REQUIRE_ALL says it must be there."""
-    if problem is None:
-        return
-    if os.environ.get("NEXUS_REQUIRE_ALL"):
-        pytest.fail(f"{problem} (NEXUS_REQUIRE_ALL is set)")
-    pytest.skip(problem)
-
-
-def require_tool(name):
-    """The path of command `name`, or skip/fail as `require` does."""
-    path = shutil.which(name)
-    require(None if path else f"{name} is not installed")
-    return path
+from tests.images.engine import require
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LOCK_FILE = Path(tempfile.gettempdir()) / "nexus-image-tests.lock"
@@ -30,6 +32,15 @@ RUNTIME_PACKAGES = ("python3", "netbase", "tzdata")
 BUILD_PACKAGES = RUNTIME_PACKAGES + ("python3-venv",)
 PIP_CONF = "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
 SERVICES = ("proxy", "dashboard")
+
+
+def require(problem):
+    """Skip for a missing part, unless NEXUS_REQUIRE_ALL says it must be there."""
+    if problem is None:
+        return
+    if os.environ.get("NEXUS_REQUIRE_ALL"):
+        pytest.fail(f"{problem} (NEXUS_REQUIRE_ALL is set)")
+    pytest.skip(problem)
 
 
 def docker(*args, check=True, timeout=600, env=None):

@@ -97,6 +97,7 @@ let
       "psycopg2"
       "pytest"
       "pytest-timeout"
+      "pyyaml"
       "requests"
       "responses"
       "setuptools"
