@@ -32,6 +32,12 @@ def parse_user_id(user_id):
     return None, None
 
 
+def messages_of(body):
+    """The body's message list, or [] when the body has none (or not a list)."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return messages if isinstance(messages, list) else []
+
+
 def _str_or_none(value):
     return value if isinstance(value, str) and value else None
 
@@ -198,7 +204,7 @@ def path_type(path):
 
 def is_quota_probe(body):
     """Claude Code's quota check: one user message saying `quota`, one token allowed."""
-    messages = body.get("messages") or []
+    messages = messages_of(body)
     return (len(messages) == 1 and user_text(messages[0]).strip().lower() == "quota"
             and (body.get("max_tokens") or 0) <= 1)
 
@@ -221,7 +227,7 @@ def is_side_call(body):
     They go to the small fast model (Haiku unless configured otherwise) with one
     message and no tools; a main-loop or sub-agent request always carries tools.
     """
-    messages = body.get("messages") or []
+    messages = messages_of(body)
     if len(messages) != 1 or body.get("tools"):
         return False
     return (bool(_SMALL_MODEL.search(str(body.get("model") or "")))
@@ -278,7 +284,7 @@ def summary_fingerprint(text):
 
 def is_summary_request(body):
     """True for Claude Code's compaction call: its last user message asks for a summary."""
-    messages = body.get("messages") or [] if isinstance(body, dict) else []
+    messages = messages_of(body)
     return bool(messages) and SUMMARY_REQUEST_MARKER in user_text(messages[-1])
 
 
@@ -289,8 +295,8 @@ def continuation_summary(body):
     below:" then the summary; newer: "...The summary below covers the earlier
     portion of the conversation." then the summary and a pointer to the transcript.
     """
-    messages = body.get("messages") or [] if isinstance(body, dict) else []
-    if not messages or messages[0].get("role") != "user":
+    messages = messages_of(body)
+    if not messages or not isinstance(messages[0], dict) or messages[0].get("role") != "user":
         return None
     for block in _blocks(messages[0].get("content")):
         text = strip_reminders(block.get("text") or "") if block.get("type") == "text" else ""
@@ -324,7 +330,8 @@ def task_invocations(message, tool_names):
     for block in _blocks(message.get("content") if isinstance(message, dict) else None):
         if block.get("type") != "tool_use" or block.get("name") not in tool_names:
             continue
-        prompt = (block.get("input") or {}).get("prompt")
+        inputs = block.get("input")
+        prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
         if isinstance(prompt, str) and prompt.strip():
             calls.append((str(block.get("id") or ""), prompt_hash(prompt)))
     return calls
@@ -336,7 +343,7 @@ def first_prompt_hashes(body):
     The whole text of the message first, then each text block on its own, since
     Claude Code may add context blocks around the prompt it was given.
     """
-    messages = body.get("messages") or [] if isinstance(body, dict) else []
+    messages = messages_of(body)
     if not messages or not isinstance(messages[0], dict) or messages[0].get("role") != "user":
         return []
     texts = [user_text(messages[0])]

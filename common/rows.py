@@ -66,6 +66,7 @@ def timestamp(value):
 def response_message(record):
     """(assistant message or None, usage dict or None, error text or None, stored body text)."""
     raw = record.get("response_body")
+    raw = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
     if record.get("stream"):
         from .accumulator import message_from_sse
         acc = message_from_sse(bytes(raw or b""))
@@ -93,7 +94,16 @@ def _error_text(error):
 def usage_columns(usage):
     """The four token counts of a usage object, 0 when absent."""
     usage = usage if isinstance(usage, dict) else {}
-    return {name: int(usage.get(name) or 0) for name in USAGE_COLUMNS}
+    return {name: _count(usage.get(name)) for name in USAGE_COLUMNS}
+
+
+def _count(value):
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and 0 <= value < 2**31 else 0
+
+
+def _str(value, limit):
+    return value[:limit] if isinstance(value, str) and value else None
 
 
 def ratelimit_json(headers):
@@ -105,7 +115,7 @@ def ratelimit_json(headers):
 
 def features(body, message, config):
     """Linking inputs from a parsed request body and the rebuilt assistant message."""
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return Features()
     found = Features(hashes=linking.prefix_hashes(body.get("messages")),
                      prompt_hashes=linking.first_prompt_hashes(body),
@@ -138,7 +148,8 @@ def derive(record, prices, config):
     messages_call = linking.path_type(record.get("path")) is None and body is not None
     found = features(body, message, config) if messages_call else Features()
     session, account = linking.session_and_account(headers, body)
-    model = (message or {}).get("model") or (body or {}).get("model")
+    model = _str((message or {}).get("model"), 128) or _str((body or {}).get("model"), 128)
+    usage = usage if isinstance(usage, dict) else None
     error = record.get("error") or stream_error
     hashes = found.hashes
     row = {
@@ -159,14 +170,14 @@ def derive(record, prices, config):
         "error": error,
         "account_id": record.get("account_id") or account,
         "session_id": session,
-        "message_count": len(body.get("messages") or []) if messages_call else 0,
+        "message_count": len(linking.messages_of(body)) if messages_call else 0,
         "current_message_hash": hashes[-1],
         "parent_message_hash": hashes[-3] if len(hashes) >= 4 else None,
         "system_hash": linking.system_hash(body.get("system")) if messages_call else None,
         "auth_hash": record.get("auth_hash"),
         "client_key_id": record.get("client_key_id"),
         "upstream_request_id": record.get("upstream_request_id"),
-        "stop_reason": (message or {}).get("stop_reason"),
+        "stop_reason": _str((message or {}).get("stop_reason"), 64),
         "ratelimit": ratelimit_json(record.get("response_headers")),
         "conversation_id": None, "branch_id": None, "parent_request_id": None,
         "is_subtask": False, "parent_task_request_id": None,

@@ -5,12 +5,16 @@ stored (a replayed spool never makes a second row), derives each row
 (`common.rows`), links it (`common.conversation_index`), then inserts rows,
 bodies, task invocations and the hourly aggregates together.
 """
+import logging
+
 import peewee as pw
 
 from . import aggregates
 from .conversation_index import LinkIndex, link
 from .models import ApiRequest, RequestBody, TaskInvocation
-from .rows import derive, features, parse_json
+from .rows import derive, features, parse_json, text, timestamp
+
+log = logging.getLogger("nexus.store")
 
 CHUNK = 200
 LINK_COLUMNS = ("conversation_id", "branch_id", "parent_request_id", "is_subtask",
@@ -47,7 +51,25 @@ def _fresh(records):
     unique = {}
     for record in records:
         unique.setdefault(record["request_id"], record)
-    return sorted(unique.values(), key=lambda r: str(r["timestamp"]))
+    return sorted(unique.values(), key=lambda r: timestamp(r["timestamp"]))
+
+
+def _derive(record, prices, config):
+    """Row values of a record; a body no rule can read still makes a plain row.
+
+    A record that made derivation fail must not block the batch (the writer would
+    retry it forever), so it is stored without links, its bodies kept as text.
+    """
+    try:
+        return derive(record, prices, config)
+    except Exception:
+        log.exception("could not derive request %s; storing it unlinked", record.get("request_id"))
+        plain = derive(dict(record, request_body=None, response_body=None, stream=False),
+                       prices, config)
+        if plain.body is not None:
+            plain.body.update(request_body=text(record.get("request_body")),
+                              response_body=text(record.get("response_body")))
+        return plain
 
 
 def _insert_rows(database, rows):
@@ -77,7 +99,7 @@ def save_records(database, records, prices, config):
     records = _fresh(records)
     if not records:
         return 0
-    derived = [derive(r, prices, config) for r in records]
+    derived = [_derive(r, prices, config) for r in records]
     with _transaction(database):
         known = _existing(d.row["request_id"] for d in derived)
         derived = [d for d in derived if d.row["request_id"] not in known]

@@ -1,7 +1,15 @@
 """Row values from a record: pure helpers."""
 import datetime
+import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common import config as nexus_config
 from common import rows
+from common.pricing import load_prices
+
+CONFIG = nexus_config.load({})
 
 
 def test_body_capture_policy():
@@ -36,3 +44,33 @@ def test_timestamps_become_naive_utc():
     aware = datetime.datetime(2026, 1, 1, 10, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
     assert rows.timestamp(aware) == datetime.datetime(2026, 1, 1, 8, 0)
     assert rows.timestamp("2026-01-01T08:00:00") == datetime.datetime(2026, 1, 1, 8, 0)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["role", "content", "type", "text", "messages", "system", "tools",
+                         "model", "input", "prompt", "id", "tool_use_id", "metadata",
+                         "user_id", "max_tokens"]), inner, max_size=5),
+    max_leaves=30)
+
+
+messages = st.fixed_dictionaries({"type": st.just("message"), "model": json_values,
+                                   "content": json_values, "usage": json_values,
+                                   "stop_reason": json_values})
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=json_values, answer=json_values | messages)
+def test_any_json_body_derives_without_error(body, answer):
+    record = {"request_id": "00000000-0000-4000-8000-000000000001",
+              "timestamp": datetime.datetime(2026, 1, 1), "domain": "a", "method": "POST",
+              "path": "/v1/messages", "request_headers": {}, "response_headers": {},
+              "request_body": json.dumps(body).encode(), "response_status": 200,
+              "response_body": json.dumps(answer).encode(), "stream": False}
+    row = rows.derive(record, load_prices(), CONFIG).row
+    assert row["request_id"] == record["request_id"]
+    assert row["model"] is None or isinstance(row["model"], str)
+    assert row["stop_reason"] is None or isinstance(row["stop_reason"], str)
+    assert all(isinstance(row[c], int) for c in rows.USAGE_COLUMNS)
+    assert isinstance(row["cost_usd"], float)

@@ -160,3 +160,22 @@ def test_relink_command_prints_the_linked_share(database, db_url, capsys):
     assert cli.main(["relink"], environ={"DATABASE_URL": db_url}) == 0
     out = capsys.readouterr().out
     assert "inference requests: 19, linked to a parent: 18 (94.7%), rows changed: 0" in out
+
+
+class _BrokenPrices:
+    """A price table that fails on one model, as a bad override file might."""
+
+    def cost(self, model, usage):
+        raise ValueError("bad price row")
+
+
+def test_a_record_that_cannot_be_derived_is_stored_unlinked(database, caplog):
+    record, _ = _one(usage=CACHED_USAGE)
+    other, _ = _one()
+    other["request_id"] = "e" * 8 + other["request_id"][8:]
+    assert save_records(database, [record, other], _BrokenPrices(), CONFIG) == 2
+    row = _row(record["request_id"])
+    assert (row["cost_usd"], row["conversation_id"]) == (0.0, None)
+    stored = RequestBody.get_by_id(record["request_id"])
+    assert stored.response_body.startswith("event: message_start")  # kept as it came
+    assert "could not derive request" in caplog.text
