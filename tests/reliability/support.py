@@ -187,3 +187,23 @@ class PrivatePostgres:
         except (RuntimeError, subprocess.TimeoutExpired):
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def note(test, **figures):
+    """Append a test's figures to $NEXUS_RELIABILITY_FIGURES (JSON lines), when it is set.
+
+    docs/reliability.md quotes these: requests sent, recorded, answered during a fault.
+    """
+    path = os.environ.get("NEXUS_RELIABILITY_FIGURES")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, **figures}) + "\n")
+
+
+def metric(text, name):
+    """The summed value of the Prometheus series `name` (any labels) in `text`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
