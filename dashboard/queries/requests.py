@@ -25,9 +25,14 @@ def _fields(names):
     return [getattr(A, name) for name in names]
 
 
+def is_id_like(q):
+    """True when `q` looks like (part of) a uuid: searched by exact id, through indexes."""
+    return bool(_ID_LIKE.match(q))
+
+
 def _search(q):
     """Ids match exactly (indexed); other text matches metadata columns by substring."""
-    if _ID_LIKE.match(q):
+    if is_id_like(q):
         q = q.lower()
         return (A.request_id == q) | (A.conversation_id == q) | (A.session_id == q)
     return (A.model.contains(q) | A.path.contains(q) | A.error.contains(q)

@@ -37,12 +37,14 @@ def _scan(rng, group, sums):
     return query.group_by(*group).tuples()
 
 
-def _fold(into, key, values, columns):
+def _fold(into, key, values):
+    """Add a row's sums to `into[key]` (a list); PostgreSQL's Decimals add up as they are."""
     target = into.get(key)
-    if target is None:
-        into[key] = target = dict.fromkeys(columns, 0)
-    for column, value in zip(columns, values):
-        target[column] += plain(value) or 0
+    into[key] = values if target is None else [a + b for a, b in zip(target, values)]
+
+
+def _dicts(groups, columns):
+    return {key: {c: plain(v) for c, v in zip(columns, values)} for key, values in groups.items()}
 
 
 def _finish(row):
@@ -74,18 +76,21 @@ def stats(rng):
     columns = SUMS + HISTOGRAMS
     total, series, by_model = {}, {}, {}
     for hour, model, *values in _scan(rng, (H.hour, H.model), columns):
+        values = [v or 0 for v in values]
         hour = _hour(hour)
-        point = hour if rng.hourly else hour.replace(hour=0)
-        _fold(total, "all", values, columns)
-        _fold(series, point, values, columns)
-        _fold(by_model, model, values, columns)
+        _fold(total, "all", values)
+        _fold(series, hour if rng.hourly else hour.replace(hour=0), values)
+        _fold(by_model, model, values)
     by_domain, by_type = {}, {}
     for domain, request_type, *values in _scan(rng, (H.domain, H.request_type), SUMS):
-        _fold(by_domain, domain, values, SUMS)
-        _fold(by_type, request_type, values, SUMS)
+        values = [v or 0 for v in values]
+        _fold(by_domain, domain, values)
+        _fold(by_type, request_type, values)
+    total = _dicts(total, columns).get("all") or dict.fromkeys(columns, 0)
     return {"since": rng.since, "until": rng.until, "domain": rng.domain,
-            "granularity": "hour" if rng.hourly else "day",
-            "totals": _finish(total.get("all") or dict.fromkeys(columns, 0)),
-            "series": [{"time": key, **_finish(value)} for key, value in sorted(series.items())],
-            "by_model": _ranked(by_model, "model"), "by_domain": _ranked(by_domain, "domain"),
-            "by_type": _ranked(by_type, "request_type")}
+            "granularity": "hour" if rng.hourly else "day", "totals": _finish(total),
+            "series": [{"time": key, **_finish(value)}
+                       for key, value in sorted(_dicts(series, columns).items())],
+            "by_model": _ranked(_dicts(by_model, columns), "model"),
+            "by_domain": _ranked(_dicts(by_domain, SUMS), "domain"),
+            "by_type": _ranked(_dicts(by_type, SUMS), "request_type")}

@@ -1,7 +1,9 @@
 """Requests: the filtered list with live updates, one request in detail, exports."""
+import dataclasses
 import datetime
 import json
 import re
+import time
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 
@@ -22,16 +24,38 @@ def _public(row):
     return {c: row.get(c) for c in q.COLUMNS}
 
 
+TEXT_SEARCH_DAYS = 7
+MENU_TTL_S = 60
+_menu_cache = {}
+
+
+def bounded(flt):
+    """A text search scans rows, so without `since` it covers the last TEXT_SEARCH_DAYS."""
+    if flt.q and not q.is_id_like(flt.q) and flt.since is None:
+        return dataclasses.replace(flt, since=utcnow() - datetime.timedelta(days=TEXT_SEARCH_DAYS))
+    return flt
+
+
 def list_data(args):
     """The rows of one page of the requests list and the cursor of the next page."""
-    flt = request_filter(args)
+    flt = bounded(request_filter(args))
     rows, cursor = q.list_requests(flt)
-    return flt, rows, {"requests": [_public(r) for r in rows], "next": cursor}
+    data = {"requests": [_public(r) for r in rows], "next": cursor}
+    if flt.since and "since" not in flt.raw:
+        data["searched_since"] = flt.since
+    return flt, rows, data
 
 
 def _menus():
+    """Domains and models seen in the last 30 days, cached for a minute per process."""
+    now = time.monotonic()
+    cached = _menu_cache.get("menus")
+    if cached and cached[0] > now:
+        return cached[1]
     since = utcnow() - datetime.timedelta(days=30)
-    return {"domains": q.distinct_values("domain", since), "models": q.distinct_values("model", since)}
+    menus = {"domains": q.distinct_values("domain", since), "models": q.distinct_values("model", since)}
+    _menu_cache["menus"] = (now + MENU_TTL_S, menus)
+    return menus
 
 
 @bp.get("/requests")
@@ -42,6 +66,7 @@ def index():
     live_url = None if flt.before else url_for("requests.live", after=newest, **flt.raw)
     next_url = url_for("requests.index", before=data["next"], **flt.raw) if data["next"] else None
     return respond("requests/list.html", data, rows=data["requests"], filters=flt.raw,
+                   searched_since=data.get("searched_since"),
                    live_url=live_url, next_url=next_url, menus=_menus(),
                    export_csv=url_for("requests.export", fmt="csv", **flt.raw),
                    export_json=url_for("requests.export", fmt="json", **flt.raw))
@@ -50,7 +75,7 @@ def index():
 @bp.get("/requests/live")
 def live():
     """Rows newer than `after` (htmx polls this), and a poller that continues from them."""
-    flt = request_filter(request.args)
+    flt = bounded(request_filter(request.args))
     after = parse_cursor(request.args.get("after"))
     if after is None:
         abort(400, description="after: a cursor is required")
@@ -68,7 +93,7 @@ def export(fmt):
     if fmt not in ("csv", "json"):
         abort(404)
     limit = parse_int("limit", request.args.get("limit"), EXPORT_DEFAULT, 1, EXPORT_MAX)
-    flt = request_filter({k: v for k, v in request.args.items() if k != "limit"})
+    flt = bounded(request_filter({k: v for k, v in request.args.items() if k != "limit"}))
     rows = q.iter_requests(flt, limit)
     chunks = csv_chunks(rows, q.COLUMNS) if fmt == "csv" else json_chunks(rows, q.COLUMNS)
     return download(chunks, fmt, f"requests-{utcnow():%Y%m%d-%H%M%S}")

@@ -51,6 +51,12 @@ def test_search_by_id_and_text(client, seeded):
     assert [r["request_id"] for r in by_id] == [rid]
     by_text = client.get("/api/requests?q=needle-in-hay").json["requests"]
     assert [r["request_id"] for r in by_text] == [rid]
+    old = make_request(error="needle-from-last-month", timestamp=minutes_ago(60 * 24 * 20))
+    recent_only = client.get("/api/requests?q=needle-from-last")
+    assert recent_only.json["requests"] == [] and "searched_since" in recent_only.json
+    assert "set Since to search further back" in client.get("/requests?q=needle-from-last").get_data(as_text=True)
+    further = client.get("/api/requests?q=needle-from-last&since=30d").json["requests"]
+    assert [r["request_id"] for r in further] == [old]
 
 
 def test_live_rows_arrive_after_the_cursor(client, seeded):
