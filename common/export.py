@@ -5,6 +5,8 @@ import json
 import sys
 from contextlib import contextmanager
 
+import peewee as pw
+
 from .models import ApiRequest
 
 # The columns of api_requests that the contract names for scripts, in its order.
@@ -40,9 +42,8 @@ def rows(since=None, until=None, domain=None, page=1000):
             query = query.where(ApiRequest.timestamp < until)
         if domain:
             query = query.where(ApiRequest.domain == domain)
-        if last:
-            query = query.where((ApiRequest.timestamp > last[0]) |
-                                ((ApiRequest.timestamp == last[0]) & (ApiRequest.id > last[1])))
+        if last:  # a row-value comparison, so that the (timestamp, id) index serves it
+            query = query.where(pw.Tuple(ApiRequest.timestamp, ApiRequest.id) > pw.Tuple(*last))
         batch = list(query.dicts())
         for row in batch:
             yield {c: row[c] for c in COLUMNS}

@@ -6,6 +6,7 @@ stored (a replayed spool never makes a second row), derives each row
 bodies, task invocations and the hourly aggregates together.
 """
 import logging
+import sys
 
 import peewee as pw
 
@@ -183,9 +184,8 @@ def relink(database, config, batch_size=1000):
                  .join(RequestBody, pw.JOIN.LEFT_OUTER,
                        on=(RequestBody.request_id == ApiRequest.request_id))
                  .order_by(ApiRequest.timestamp, ApiRequest.id).limit(batch_size))
-        if last:
-            query = query.where((ApiRequest.timestamp > last[0]) |
-                                ((ApiRequest.timestamp == last[0]) & (ApiRequest.id > last[1])))
+        if last:  # a row-value comparison, so that the (timestamp, id) index serves it
+            query = query.where(pw.Tuple(ApiRequest.timestamp, ApiRequest.id) > pw.Tuple(*last))
         rows = list(query.dicts())
         if not rows:
             return changed, linked, total
@@ -246,7 +246,11 @@ def cmd_reprice(args, config):
     from .db import connect
     from .pricing import load_prices
     from .export import parse_when
-    since = parse_when(args.since) if args.since else None
+    try:
+        since = parse_when(args.since) if args.since else None
+    except ValueError as error:
+        print(f"nexus reprice: {error}", file=sys.stderr)
+        return 2
     database = connect(config.database_url)
     try:
         changed = reprice(database, load_prices(config.pricing_file), since=since)

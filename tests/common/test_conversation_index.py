@@ -90,3 +90,26 @@ def test_cleared_old_tool_results_keep_every_link(database):
     assert changed > 5
     rows = _save(database, day.records)
     assert scenarios.link_mismatches(rows, [day]) == []
+
+
+def test_parallel_sub_agents_each_get_a_branch_under_the_same_call(database):
+    s = scenarios.Session(seed=3)
+    main = s.agent()
+    main.user("Review the three modules")
+    calls = [s.tool_use("Task", prompt=f"Review module {n} for bugs.") for n in "abc"]
+    s.turn("A1", main, s.message(scenarios.MAIN_MODEL, *calls), ("A", "main", None, None))
+    subs = []
+    for n, call in zip("abc", calls):
+        sub = s.agent(system=scenarios.subagent_system())
+        sub.user(call["input"]["prompt"])
+        subs.append(sub)
+    for n, sub in zip("abc", subs):  # interleaved, as parallel agents are
+        s.turn(f"{n}1", sub, s.message(scenarios.MAIN_MODEL, s.tool_use("Read", file_path=n)),
+               ("A", n, "A1", "A1"), seconds=1)
+    for n, sub in zip("abc", subs):
+        sub.results("contents")
+        s.turn(f"{n}2", sub, s.message(scenarios.MAIN_MODEL, "No bugs."), ("A", n, f"{n}1", "A1"), seconds=1)
+    main.results("a: none", "b: none", "c: none")
+    s.turn("A2", main, s.message(scenarios.MAIN_MODEL, "All three are clean."), ("A", "main", "A1", None))
+    rows = _save(database, s.records)
+    assert scenarios.link_mismatches(rows, [s]) == []

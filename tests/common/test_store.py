@@ -179,3 +179,8 @@ def test_a_record_that_cannot_be_derived_is_stored_unlinked(database, caplog):
     stored = RequestBody.get_by_id(record["request_id"])
     assert stored.response_body.startswith("event: message_start")  # kept as it came
     assert "could not derive request" in caplog.text
+
+
+def test_reprice_refuses_a_bad_date(db_url, capsys):
+    assert cli.main(["reprice", "--since", "yesterday"], environ={"DATABASE_URL": db_url}) == 2
+    assert "not an ISO date" in capsys.readouterr().err
