@@ -6,7 +6,8 @@ import pytest
 
 from tests.images import engine
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# The first test pays for the session's builds (stand-in bases, both images).
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 # Each image may add this much to its runtime base (the venv and the code).
 MAX_ADDED_BYTES = 40 * 1000 * 1000

@@ -16,7 +16,8 @@ from tests.databases import temporary_database
 from tests.fake_upstream import start_fake_upstream
 from tests.images import engine
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# The first test pays for the session's builds (stand-in bases, both images).
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 API_KEY = "sk-ant-api03-image-test-key"
 DASHBOARD_KEY = "dashboard-image-test-key"
