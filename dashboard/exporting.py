@@ -12,17 +12,29 @@ def _cell(value):
         return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
-    return "" if value is None else value
+    return value
+
+
+def _converters(columns, sample):
+    """Indexes of the columns that need converting (times, booleans), from a first row."""
+    return [i for i, value in enumerate(sample) if isinstance(value, (datetime.datetime, bool))]
 
 
 def csv_chunks(rows, columns):
-    """CSV text in chunks: a header line, then one line per row."""
+    """CSV text in chunks: a header line, then one line per row (a tuple in `columns` order)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
+    convert = None
     for n, row in enumerate(rows, start=1):
-        writer.writerow([_cell(row.get(c)) for c in columns])
-        if n % 500 == 0:
+        if convert is None:
+            convert = _converters(columns, row)
+        if convert:
+            row = list(row)
+            for i in convert:
+                row[i] = _cell(row[i])
+        writer.writerow(row)
+        if n % 1000 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -33,8 +45,7 @@ def json_chunks(rows, columns):
     """One JSON document {"requests": [...]}, written row by row."""
     yield '{"requests": ['
     for n, row in enumerate(rows):
-        item = {c: row.get(c) for c in columns}
-        yield ("," if n else "") + json.dumps(item, default=_cell)
+        yield ("," if n else "") + json.dumps(dict(zip(columns, row)), default=_cell)
     yield "]}\n"
 
 

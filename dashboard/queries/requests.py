@@ -80,17 +80,25 @@ def list_requests(flt, columns=COLUMNS):
     return rows, cursor
 
 
-def iter_requests(flt, total, batch=1000):
-    """Yield up to `total` rows matching `flt`, newest first, fetched in keyset batches."""
+def iter_rows(flt, total, batch=2000):
+    """Yield up to `total` rows matching `flt` as tuples in COLUMNS order, newest first,
+    fetched in keyset batches (tuples, not dicts: exports spend their time here)."""
     before, sent = flt.before, 0
+    ts_index = COLUMNS.index("timestamp")
+    conds = where(flt)
     while sent < total:
-        page = flt.__class__(**{**flt.__dict__, "before": before, "limit": min(batch, total - sent)})
-        rows, cursor = list_requests(page)
-        yield from rows
+        query = A.select(A.id, *_fields(COLUMNS))
+        page_conds = conds + ([_after_cursor(before)] if before else [])
+        if page_conds:
+            query = query.where(*page_conds)
+        size = min(batch, total - sent)
+        rows = list(query.order_by(A.timestamp.desc(), A.id.desc()).limit(size).tuples())
+        for row in rows:
+            yield row[1:]
         sent += len(rows)
-        if not cursor:
+        if len(rows) < size:
             return
-        before = (rows[-1]["timestamp"], rows[-1]["id"])
+        before = (rows[-1][1 + ts_index], rows[-1][0])
 
 
 def newer_requests(flt, after, limit=50):

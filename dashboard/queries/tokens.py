@@ -12,7 +12,7 @@ import peewee as pw
 
 from common.models import ApiRequest, HourlyUsage
 
-from .stats import plain
+from .stats import day_of, plain
 
 A, H = ApiRequest, HourlyUsage
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
@@ -56,16 +56,10 @@ def domain_accounts(domains):
     return found
 
 
-def _day(field):
-    if isinstance(H._meta.database.obj, pw.PostgresqlDatabase):
-        return pw.fn.date_trunc("day", field)
-    return pw.fn.substr(field, 1, 10)  # SQLite stores 'YYYY-MM-DD HH:MM:SS'
-
-
 def daily_by_domain(since):
     """(date, domain) → sums, from the hourly aggregates, grouped by day in SQL."""
     out = {}
-    day = _day(H.hour)
+    day = day_of(H.hour)
     query = H.select(*_sums(H, day.alias("day"), H.domain)).where(H.hour >= since)
     for row in query.group_by(day, H.domain).dicts():
         value = row["day"]

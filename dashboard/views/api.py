@@ -15,7 +15,8 @@ def list_requests():
     """`{"requests": [...], "next": cursor}`, or the same rows as CSV with format=csv."""
     _, _, data = requests.list_data(request.args)
     if request.args.get("format") == "csv":
-        return download(csv_chunks(data["requests"], rq.COLUMNS), "csv", "requests")
+        rows = ([r[c] for c in rq.COLUMNS] for r in data["requests"])
+        return download(csv_chunks(rows, rq.COLUMNS), "csv", "requests")
     return jsonify(data)
 
 

@@ -94,7 +94,7 @@ def export(fmt):
         abort(404)
     limit = parse_int("limit", request.args.get("limit"), EXPORT_DEFAULT, 1, EXPORT_MAX)
     flt = bounded(request_filter({k: v for k, v in request.args.items() if k != "limit"}))
-    rows = q.iter_requests(flt, limit)
+    rows = q.iter_rows(flt, limit)
     chunks = csv_chunks(rows, q.COLUMNS) if fmt == "csv" else json_chunks(rows, q.COLUMNS)
     return download(chunks, fmt, f"requests-{utcnow():%Y%m%d-%H%M%S}")
 
