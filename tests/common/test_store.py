@@ -184,3 +184,33 @@ def test_a_record_that_cannot_be_derived_is_stored_unlinked(database, caplog):
 def test_reprice_refuses_a_bad_date(db_url, capsys):
     assert cli.main(["reprice", "--since", "yesterday"], environ={"DATABASE_URL": db_url}) == 2
     assert "not an ISO date" in capsys.readouterr().err
+
+
+def _save_in_child(url, seed, results):
+    from common import db as nexus_db
+    database = nexus_db.connect(url)
+    records = scenarios.claude_code_day(seed=seed).records
+    results.put(save_records(database, records, load_prices(), CONFIG))
+    database.close()
+
+
+def test_writers_racing_on_the_same_records_store_each_once(db_url):
+    import multiprocessing
+
+    from common import db as nexus_db
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_save_in_child, args=(db_url, 4, results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert sum(results.get(timeout=5) for _ in procs) == 22
+    database = nexus_db.connect(db_url)
+    try:
+        assert ApiRequest.select().count() == 22
+        assert sum(h.requests for h in HourlyUsage.select()) == 22
+        assert RequestBody.select().count() == 22
+    finally:
+        database.close()
