@@ -3,4 +3,4 @@
 if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium fonts-dejavu-core
 fi
-/usr/bin/chromium --version
+test -x /usr/bin/chromium && echo "chromium: $(dpkg-query -W -f='${Version}' chromium 2>/dev/null || echo present)"

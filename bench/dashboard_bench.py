@@ -77,6 +77,16 @@ def _time(client, path):
     return elapsed
 
 
+def first_byte(client, path):
+    """Milliseconds until a streamed response yields its first chunk."""
+    started = time.perf_counter()
+    response = client.get(path, headers={"X-Dashboard-Key": KEY}, buffered=False)
+    next(iter(response.response))
+    elapsed = (time.perf_counter() - started) * 1000
+    response.close()
+    return elapsed
+
+
 def run(database_url, repeat=5):
     """[(label, path, cold ms, median ms, worst ms)] for every route."""
     from dashboard.app import create_app
@@ -88,6 +98,9 @@ def run(database_url, repeat=5):
     for label, path in routes(samples):
         cold = _time(client, path)
         warm = [_time(client, path) for _ in range(repeat)]
+        if "export" in path:
+            ttfb = statistics.median(first_byte(client, path) for _ in range(repeat))
+            label = f"{label}; first byte after {ttfb:.0f} ms"
         results.append((label, path, cold, statistics.median(warm), max(warm)))
         print(f"{label:32} cold {cold:8.1f}  median {statistics.median(warm):8.1f}  "
               f"worst {max(warm):8.1f} ms", file=sys.stderr)

@@ -43,10 +43,12 @@ def csv_chunks(rows, columns):
 
 def json_chunks(rows, columns):
     """One JSON document {"requests": [...]}, written row by row."""
-    yield '{"requests": ['
-    for n, row in enumerate(rows):
-        yield ("," if n else "") + json.dumps(dict(zip(columns, row)), default=_cell)
-    yield "]}\n"
+    head = '{"requests": ['  # sent with the first row, so the first byte means data
+    sent = False
+    for row in rows:
+        yield ("," if sent else head) + json.dumps(dict(zip(columns, row)), default=_cell)
+        sent = True
+    yield ("" if sent else head) + "]}\n"
 
 
 def download(chunks, fmt, filename):

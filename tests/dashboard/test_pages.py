@@ -139,6 +139,8 @@ def test_exports_follow_the_filter(client):
     assert data.headers["Content-Disposition"].startswith("attachment")
     assert len(data.json["requests"]) == quota
     assert client.get("/api/requests?format=csv&limit=3").get_data(as_text=True).count("\n") == 4
+    assert client.get("/requests/export.json?domain=none.example").json == {"requests": []}
+    assert client.get("/requests/export.csv?domain=none.example").get_data(as_text=True).count("\n") == 1
 
 
 def test_unknown_ids_are_404_pages(client):
