@@ -4,14 +4,14 @@ import hashlib
 import logging
 import secrets
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 
 from common import config as nexus_config
 from common import db as nexus_db
 from common.pricing import load_prices
 
-from . import auth, errors, formatting, security
+from . import auth, errors, formatting, params, security
 from .views import api, conversations, overview, requests, tokens
 
 log = logging.getLogger("nexus.dashboard")
@@ -66,6 +66,7 @@ def create_app(config=None):
     for blueprint in (auth.bp, overview.bp, requests.bp, conversations.bp, tokens.bp, api.bp):
         app.register_blueprint(blueprint)
     auth.install(app)
+    app.before_request(lambda: params.check_args(request.args))
     security.install(app)
     errors.install(app)
     formatting.install(app)

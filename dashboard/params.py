@@ -18,6 +18,19 @@ _STATUS = re.compile(r"^([1-5])(xx|\d\d)$")
 MAX_LIMIT = 500
 
 
+MAX_ARG_CHARS = 2000
+
+
+def check_args(args):
+    """Refuse arguments no filter can use: NUL characters (PostgreSQL rejects them in any
+    string) and values longer than MAX_ARG_CHARS."""
+    for name, value in args.items(multi=True) if hasattr(args, "getlist") else args.items():
+        if "\x00" in value or "\x00" in name:
+            raise BadParameter(f"{name!r}: contains a NUL character")
+        if len(value) > MAX_ARG_CHARS:
+            raise BadParameter(f"{name}: longer than {MAX_ARG_CHARS} characters")
+
+
 def parse_time(name, text, now=None):
     """An ISO date/datetime (naive UTC) or a relative age like `5h`, `7d`, `30m`."""
     if not text:

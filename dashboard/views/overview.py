@@ -1,7 +1,7 @@
 """The overview: cards and charts from the hourly aggregates."""
 import datetime
 
-from flask import Blueprint, request
+from flask import Blueprint, render_template, request, url_for
 
 from common.models import utcnow
 
@@ -40,6 +40,10 @@ def index():
     """Totals, series by hour or day, and breakdowns by model, domain and type."""
     rng = stats_range(request.args)
     data = sq.stats(rng)
+    args = {k: v for k, v in request.args.items() if k not in ("fragment", "format")}
+    cards_url = url_for("overview.index", fragment="cards", **args)
+    if request.args.get("fragment") == "cards":  # htmx refreshes the cards every 30 s
+        return render_template("overview/_cards.html", data=data, cards_url=cards_url)
     domains = rq.distinct_values("domain", utcnow() - datetime.timedelta(days=30))
     return respond("overview/index.html", data, charts=chart_data(data), ranges=RANGES,
-                   domains=domains, args=request.args)
+                   domains=domains, args=request.args, cards_url=cards_url)

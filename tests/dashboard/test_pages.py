@@ -1,7 +1,8 @@
 """Every page, as HTML and as JSON, on SQLite and PostgreSQL; bad input; escaping."""
 import datetime
 
-from common.models import ApiRequest
+from common import aggregates
+from common.models import ApiRequest, utcnow
 
 from .factories import make_request, minutes_ago
 
@@ -21,12 +22,26 @@ def test_every_page_renders_and_has_json(client):
 
 
 def test_overview_cards_match_the_rows(client, seeded):
-    cutoff = datetime.datetime.utcnow() - datetime.timedelta(days=2)
+    cutoff = utcnow() - datetime.timedelta(days=2)
     rows = ApiRequest.select().where(ApiRequest.timestamp >= cutoff.replace(minute=0, second=0, microsecond=0))
     totals = client.get("/?since=2d&format=json").json["totals"]
     assert totals["requests"] == rows.count()
     assert totals["output_tokens"] == sum(r.output_tokens for r in rows)
     assert totals["latency_ms"]["p50"] <= totals["latency_ms"]["p95"]
+
+
+def test_overview_cards_refresh_themselves(client, seeded):
+    page = client.get("/?since=24h").get_data(as_text=True)
+    assert 'hx-trigger="every 30s"' in page
+    before = client.get("/?since=24h&fragment=cards").get_data(as_text=True)
+    assert before.strip().startswith('<section class="cards" id="cards"') and "<html" not in before
+    count = client.get("/?since=24h&format=json").json["totals"]["requests"]
+    assert f'id="card-requests">{count:,}<' in before
+    aggregates.add([{"timestamp": minutes_ago(1), "domain": "fresh.example", "model": "m",
+                     "request_type": "inference", "response_status": 200, "input_tokens": 1,
+                     "output_tokens": 1, "cost_usd": 0.0, "duration_ms": 10.0}])
+    after = client.get("/?since=24h&fragment=cards").get_data(as_text=True)
+    assert f'id="card-requests">{count + 1:,}<' in after
 
 
 def test_requests_list_filters_and_pages(client):
