@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import linking
+from .models import ApiRequest
 from .redact import redact_headers
 
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
@@ -16,6 +17,8 @@ USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 # A summariser's answer is remembered like a Task call, under this pseudo tool id,
 # so that the compacted session that quotes it can find it (ADR 0021).
 COMPACTION_TOOL_ID = "compaction"
+_COLUMN_LIMITS = {name: f.max_length for name, f in ApiRequest._meta.fields.items()
+                  if getattr(f, "max_length", None)}
 
 
 @dataclass
@@ -102,6 +105,17 @@ def _count(value):
         and 0 <= value < 2**31 else 0
 
 
+def fit_columns(row):
+    """Clip text to its column's length, in place: the Host, method, session and account
+    come from the client, and PostgreSQL refuses a longer value (SQLite does not), which
+    would set the whole record aside as rejected."""
+    for name, limit in _COLUMN_LIMITS.items():
+        value = row.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            row[name] = value[:limit]
+    return row
+
+
 def _str(value, limit):
     return value[:limit] if isinstance(value, str) and value else None
 
@@ -182,6 +196,7 @@ def derive(record, prices, config):
         "conversation_id": None, "branch_id": None, "parent_request_id": None,
         "is_subtask": False, "parent_task_request_id": None,
     }
+    fit_columns(row)
     stored = None
     if keeps_bodies(config.capture_bodies, row["response_status"], error):
         stored = {
