@@ -1,13 +1,17 @@
 """Lint and read the deployment files: Dockerfiles (hadolint), Kubernetes manifests
 (kubernetes-validate, then what they promise), the compose file (compose config)."""
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.images.engine import require
 
@@ -61,6 +65,32 @@ def test_dockerfile_pins_bases_by_digest_and_installs_with_hashes(service):
     pins = [line for line in lock.splitlines() if line and line[0].isalpha()]
     assert pins and all("==" in line for line in pins)
     assert lock.count("--hash=sha256:") >= len(pins)
+
+
+def locked_versions(service):
+    """{name: version} pinned in docker/requirements-<service>.txt."""
+    lock = (ROOT / "docker" / f"requirements-{service}.txt").read_text()
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", lock, re.MULTILINE)
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+@pytest.mark.parametrize("service", ["proxy", "dashboard"])
+def test_lock_file_is_current_with_pyproject(service):
+    """`make lock` was run after the last dependency change in pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"][service]
+    locked = locked_versions(service)
+    for text in wanted:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is not in requirements-{service}.txt: run make lock"
+        assert requirement.specifier.contains(locked[name]), \
+            f"{name}=={locked[name]} does not satisfy {text}: run make lock"
+
+
+def test_dashboard_lock_has_no_proxy_dependencies():
+    assert not {"gevent", "greenlet"} & set(locked_versions("dashboard"))
+    assert "flask" not in locked_versions("proxy")
 
 
 def test_kubernetes_manifests_validate():
