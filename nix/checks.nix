@@ -21,13 +21,23 @@ let
   ]);
   src = lib.fileset.toSource {
     root = ../.;
+    # What the tests read besides the code: docs, deployment files, the layout.
     fileset = lib.fileset.unions [
       ../pyproject.toml
+      ../Makefile
+      ../README.md
+      ../.ci
       ../common
       ../proxy
       ../dashboard
       ../tests
+      ../bench
       ../docs
+      ../docker
+      ../deploy
+      ../nix
+      ../flake.nix
+      ../flake.lock
     ];
   };
 in
