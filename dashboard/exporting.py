@@ -7,17 +7,35 @@ import json
 from flask import Response, stream_with_context
 
 
-def _cell(value):
+TIME_COLUMNS = ("timestamp",)
+BOOL_COLUMNS = ("stream", "is_subtask")
+
+
+def _time(value):
     if isinstance(value, datetime.datetime):
         return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
+    return value.replace(" ", "T", 1) if isinstance(value, str) else value
 
 
-def _converters(columns, sample):
-    """Indexes of the columns that need converting (times, booleans), from a first row."""
-    return [i for i, value in enumerate(sample) if isinstance(value, (datetime.datetime, bool))]
+def _bool(value):
+    return None if value is None else bool(value)
+
+
+def _normaliser(columns):
+    """A function making one row's times ISO strings and its booleans bools."""
+    fixes = [(columns.index(c), _time) for c in TIME_COLUMNS if c in columns]
+    fixes += [(columns.index(c), _bool) for c in BOOL_COLUMNS if c in columns]
+
+    def normalise(row):
+        row = list(row)
+        for index, fix in fixes:
+            row[index] = fix(row[index])
+        return row
+    return normalise
+
+
+def _csv_cell(value):
+    return ("true" if value else "false") if isinstance(value, bool) else value
 
 
 def csv_chunks(rows, columns):
@@ -25,14 +43,12 @@ def csv_chunks(rows, columns):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
-    convert = None
+    normalise = _normaliser(columns)
+    bools = [columns.index(c) for c in BOOL_COLUMNS if c in columns]
     for n, row in enumerate(rows, start=1):
-        if convert is None:
-            convert = _converters(columns, row)
-        if convert:
-            row = list(row)
-            for i in convert:
-                row[i] = _cell(row[i])
+        row = normalise(row)
+        for index in bools:
+            row[index] = _csv_cell(row[index])
         writer.writerow(row)
         if n % 1000 == 0:
             yield buffer.getvalue()
@@ -44,9 +60,10 @@ def csv_chunks(rows, columns):
 def json_chunks(rows, columns):
     """One JSON document {"requests": [...]}, written row by row."""
     head = '{"requests": ['  # sent with the first row, so the first byte means data
+    normalise = _normaliser(columns)
     sent = False
     for row in rows:
-        yield ("," if sent else head) + json.dumps(dict(zip(columns, row)), default=_cell)
+        yield ("," if sent else head) + json.dumps(dict(zip(columns, normalise(row))))
         sent = True
     yield ("" if sent else head) + "]}\n"
 

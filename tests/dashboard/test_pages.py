@@ -1,4 +1,5 @@
 """Every page, as HTML and as JSON, on SQLite and PostgreSQL; bad input; escaping."""
+import csv
 import datetime
 
 from common import aggregates
@@ -153,6 +154,12 @@ def test_exports_follow_the_filter(client):
     data = client.get("/requests/export.json?type=quota")
     assert data.headers["Content-Disposition"].startswith("attachment")
     assert len(data.json["requests"]) == quota
+    api = client.get("/api/requests?type=quota&limit=500").json["requests"]
+    assert data.json["requests"] == api  # same rows, same JSON types as the API
+    header = lines[0].split(",")
+    first = next(csv.reader([lines[1]]))
+    assert first[header.index("stream")] in ("true", "false")
+    assert first[header.index("timestamp")] == api[0]["timestamp"]
     assert client.get("/api/requests?format=csv&limit=3").get_data(as_text=True).count("\n") == 4
     assert client.get("/requests/export.json?domain=none.example").json == {"requests": []}
     assert client.get("/requests/export.csv?domain=none.example").get_data(as_text=True).count("\n") == 1
