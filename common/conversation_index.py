@@ -16,6 +16,8 @@ MAIN_BRANCH = "main"
 # A sub-agent starts seconds after its Task call; a day bounds accidental matches
 # of a later, unrelated conversation that happens to open with the same prompt.
 TASK_WINDOW = datetime.timedelta(hours=24)
+# The session fallbacks look this far back; a session idle for longer starts afresh.
+SESSION_WINDOW = datetime.timedelta(hours=24)
 _SIDE_BRANCHES = ("subtask_", "compact_")
 _CHUNK = 500
 
@@ -137,24 +139,32 @@ class LinkIndex:
         """The latest earlier inference row of the same session (and system prompt)."""
         if not row.get("session_id"):
             return None
+
+        def fits(r):
+            return (r.get("session_id") == row["session_id"] and r["domain"] == row["domain"]
+                    and r.get("conversation_id") and r["request_type"] == "inference"
+                    and row["timestamp"] - SESSION_WINDOW <= r["timestamp"] <= row["timestamp"]
+                    and r["request_id"] != row["request_id"]
+                    and (not system_hash or r.get("system_hash") == system_hash)
+                    and (subtasks or not r.get("is_subtask")))
+
         query = (ApiRequest.select(*_FIELDS)
-                 .where(ApiRequest.domain == row["domain"],
-                        ApiRequest.session_id == row["session_id"],
+                 .where(ApiRequest.session_id == row["session_id"],
                         ApiRequest.timestamp <= row["timestamp"],
+                        ApiRequest.timestamp >= row["timestamp"] - SESSION_WINDOW,
+                        ApiRequest.domain == row["domain"],
                         ApiRequest.request_id != row["request_id"],
                         ApiRequest.request_type == "inference",
                         ApiRequest.conversation_id.is_null(False))
-                 .order_by(ApiRequest.timestamp.desc()).limit(20))
+                 .order_by(ApiRequest.timestamp.desc()).limit(1))
         if system_hash:
             query = query.where(ApiRequest.system_hash == system_hash)
-        candidates = list(query.dicts()) + [
-            r for r in self._rows.values()
-            if r.get("session_id") == row["session_id"] and r["domain"] == row["domain"]
-            and r.get("conversation_id") and r["request_type"] == "inference"
-            and r["timestamp"] <= row["timestamp"] and r["request_id"] != row["request_id"]
-            and (not system_hash or r.get("system_hash") == system_hash)]
-        candidates = [self._rows.get(r["request_id"], r) for r in candidates
-                      if subtasks or not self._rows.get(r["request_id"], r)["is_subtask"]]
+        if not subtasks:
+            query = query.where(ApiRequest.is_subtask == False)  # noqa: E712 (SQL, not Python)
+        # The batch's own rows, already linked, win over their stale stored copies.
+        stored = [self._rows.get(r["request_id"], r) for r in query.dicts()]
+        candidates = [r for r in stored if fits(r)]
+        candidates += [r for r in self._rows.values() if fits(r)]
         return max(candidates, key=lambda r: r["timestamp"]) if candidates else None
 
 
