@@ -4,6 +4,8 @@ Listing never groups the whole table: it walks the newest rows through the
 timestamp index until it has seen enough distinct conversations, then sums only
 those conversations through the conversation_id index.
 """
+import datetime
+
 import peewee as pw
 
 from common.models import ApiRequest
@@ -66,12 +68,13 @@ def list_conversations(domain=None, limit=50, before=None):
     for row in rows:
         row["cost_usd"] = round(row["cost_usd"] or 0.0, 6)
         row["is_subtask"] = bool(row["is_subtask"])
+        row["first_timestamp"] = _ts(row["first_timestamp"])
+        row["last_timestamp"] = _ts(row["last_timestamp"])
     cursor = rows[-1]["last_timestamp"] if len(rows) == limit else None
     return rows, cursor
 
 
 def _ts(value):
-    import datetime
     return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 

@@ -19,8 +19,7 @@ def list_data(args):
     before = parse_time("before", args.get("before"))
     domain = (args.get("domain") or "").strip() or None
     rows, cursor = cq.list_conversations(domain, limit, before)
-    return {"conversations": rows, "next": cursor.isoformat() if hasattr(cursor, "isoformat")
-            else cursor}
+    return {"conversations": rows, "next": cursor.isoformat() if cursor else None}
 
 
 @bp.get("/conversations")

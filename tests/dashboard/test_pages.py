@@ -106,8 +106,12 @@ def test_request_detail_shows_the_conversation(client, seeded):
 
 
 def test_conversation_pages(client, seeded):
-    listing = client.get("/api/conversations?limit=5").json["conversations"]
+    first = client.get("/api/conversations?limit=5").json
+    listing = first["conversations"]
     assert len(listing) == 5
+    older = client.get(f"/api/conversations?limit=5&before={first['next']}").json["conversations"]
+    assert older and not {c["conversation_id"] for c in older} & {c["conversation_id"] for c in listing}
+    assert max(c["last_timestamp"] for c in older) < min(c["last_timestamp"] for c in listing)
     keys = {"conversation_id", "branches", "request_count", "first_timestamp", "last_timestamp",
             "input_tokens", "output_tokens", "cost_usd"}
     assert keys <= set(listing[0])
