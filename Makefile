@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lock bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Regenerate the images' hash-locked requirements after a dependency change.
+lock: install
+	sh docker/lock.sh
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[proxy,bench]'
