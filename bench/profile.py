@@ -2,6 +2,7 @@
 
     python -m bench.profile --target proxy-sqlite --connections 50 --seconds 8
     python -m bench.profile --target proxy-off --body 1mb
+    python -m bench.profile --target proxy-off --body stream --connections 10
 
 py-spy (a bench-only dependency: `pip install py-spy`) samples the one gunicorn
 worker while wrk loads it through the stand-in. The summary lists functions by
@@ -66,8 +67,13 @@ def profile(target_name, connections, seconds, body, rate, workdir):
     out = Path(workdir) / "profile.txt"
     with servers.upstream(workdir) as upstream, lineup.start(target_name, upstream, workdir) as target:
         wrk.run(target.url, files.small, 50, 1)  # warm up
-        body_file = files.big if body == "1mb" else files.small
-        load = threading.Thread(target=wrk.run, args=(target.url, body_file, connections, seconds + 2))
+        body_file, headers = files.big if body == "1mb" else files.small, None
+        if body == "stream":
+            body_file = Path(workdir) / "stream.json"
+            body_file.write_bytes(files.small_stream)
+            headers = {"x-bench-events": 200, "x-bench-interval-ms": 1, "x-bench-first-ms": 2}
+        load = threading.Thread(target=wrk.run, args=(target.url, body_file, connections, seconds + 2),
+                                kwargs={"headers": headers})
         load.start()
         subprocess.run([py_spy, "record", "-p", str(target.worker_pid), "-d", str(seconds),
                         "-r", str(rate), "--threads", "--gil", "--nonblocking", "-f", "raw", "-o", str(out)],
@@ -81,7 +87,7 @@ def main(argv=None):
     parser.add_argument("--target", default="proxy-sqlite", choices=lineup.TARGETS[1:])
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--body", choices=("small", "1mb"), default="small")
+    parser.add_argument("--body", choices=("small", "1mb", "stream"), default="small")
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--raw", help="also write the collapsed stacks to this file")

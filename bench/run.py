@@ -143,8 +143,8 @@ def save(results, results_dir, page=None, chart=None):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=2.0, help="seconds of load per round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario, targets taking turns")
+    parser.add_argument("--duration", type=float, default=1.0, help="seconds of load per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per scenario, targets taking turns")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per target")
     parser.add_argument("--open-streams", type=int, default=1000)
     parser.add_argument("--targets", default=",".join(lineup.TARGETS))

@@ -31,11 +31,15 @@ def stream_summary(results):
     """TTFB, per-event gaps and totals of stream exchanges, with failures counted."""
     good = [r for r in results if r.get("status") == 200 and r.get("ttfb") is not None]
     gaps = [g for r in good for g in r["gaps"]]
+    # The proxy's own account of its cost (x-nexus-overhead-ms), to set beside ours.
+    reported = [float(r["headers"]["x-nexus-overhead-ms"]) / 1000 for r in good
+                if "x-nexus-overhead-ms" in r.get("headers", {})]
     return {"streams": len(results), "ok": len(good), "errors": len(results) - len(good),
             "events_per_stream": min((r["events"] for r in good), default=0),
             "ttfb_ms": summary_ms([r["ttfb"] for r in good]),
             "gap_ms": summary_ms(gaps),
-            "total_ms": summary_ms([r["total"] for r in good])}
+            "total_ms": summary_ms([r["total"] for r in good]),
+            "reported_overhead_ms": summary_ms(reported)}
 
 
 def diff(a, b):

@@ -60,6 +60,7 @@ async def exchange(reader, writer, request, on_open=None):
     sent = time.perf_counter()
     writer.write(request)
     status, headers = await _read_head(reader)
+    head = time.perf_counter()
     first, last_event, gaps, events, tail = None, None, [], 0, b""
     async for piece in _body_pieces(reader, headers):
         now = time.perf_counter()
@@ -75,7 +76,8 @@ async def exchange(reader, writer, request, on_open=None):
             last_event = now
             events += 1
     end = time.perf_counter()
-    return {"status": status, "ttfb": None if first is None else first - sent, "total": end - sent,
+    return {"status": status, "ttfb": None if first is None else first - sent,
+            "head": head - sent, "total": end - sent,
             "gaps": gaps, "events": events, "headers": headers}
 
 

@@ -69,6 +69,8 @@ def test_streams_carry_every_event_and_time_the_first_byte(bench):
             assert r["events_per_stream"] == QUICK.stream_events
             assert 0 < r["ttfb_ms"]["p50"] <= r["ttfb_ms"]["p99"]
             assert r["gap_ms"]["n"] == r["ok"] * (QUICK.stream_events - 1)
+            if r["target"].startswith("proxy-"):  # the proxy reports its own cost
+                assert r["reported_overhead_ms"]["n"] == r["ok"]
         if r["scenario"] == "open_streams":
             assert r["ok"] == QUICK.open_streams and r["all_open_after_s"] is not None
 
