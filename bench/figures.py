@@ -72,6 +72,7 @@ def per_target(runs):
             "cpu_ms_per_request": at("small_c50", "cpu_ms_per_request"),
             "rss_open_mb": at("open_streams", "rss_mb"),
             "open_ok": at("open_streams", "ok"),
+            "rss_1mb_mb": at("body_1mb", "rss_mb"),
             "open_wanted": at("open_streams", "connections"),
             "writer_rows_per_s": max((w["rows_per_s"] for w in writers if w.get("rows_per_s")),
                                      default=None),

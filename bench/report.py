@@ -27,6 +27,7 @@ ROWS = (  # (figure key, label, format)
     ("cpu_ms_per_stream", "worker CPU per 200-event stream (ms)", "{:.2f}"),
     ("rss_open_mb", "**RSS, open streams held (MB)**", "{:.1f}"),
     ("open_ok", "streams opened and completed", "{:,}"),
+    ("rss_1mb_mb", "RSS after the 1 MB body scenario (MB)", "{:.1f}"),
     ("writer_rows_per_s", "writer rows/s (peak)", "{:,.0f}"),
     ("backlog_max", "writer backlog max (records)", "{:,.0f}"),
     ("errors", "errors (all scenarios)", "{:,}"),
@@ -135,8 +136,8 @@ def chart(results, path):
           ["p50", "p99"], "added latency at concurrency 1 (ms)", [(0.5, "p50 target"), (1.5, "p99 target")])
     relay = per.get("relay", {}).get("rps_saturation")
     _bars(axes[0][1], list(per), [[per[n]["rps_saturation"] for n in per]], ["req/s"],
-          "requests/s at saturation, one worker",
-          [(0.8 * relay, "80% of bare relay")] if relay else [])
+          "requests/s at saturation, one worker (log scale)",
+          [(0.8 * relay, "80% of bare relay")] if relay else [], log=True)
     _bars(axes[1][0], added, [[per[n]["added_ttfb_p50_ms"] for n in added], [per[n]["added_ttfb_p99_ms"] for n in added]],
           ["p50", "p99"], "added time to first byte, stream (ms)", [(0.5, "p50 target")])
     _bars(axes[1][1], list(per), [[per[n]["rss_open_mb"] for n in per]], ["RSS"],
@@ -147,14 +148,18 @@ def chart(results, path):
     plt.close(figure)
 
 
-def _bars(ax, names, series, labels, title, lines):
+def _bars(ax, names, series, labels, title, lines, log=False):
     width = 0.8 / len(series)
+    if log:
+        ax.set_yscale("log")
     for i, (values, label) in enumerate(zip(series, labels)):
         xs = [j + i * width for j in range(len(names))]
-        ax.bar(xs, [v if v is not None else 0 for v in values], width, label=label)
+        bars = ax.bar(xs, [v if v is not None else 0 for v in values], width, label=label)
+        ax.bar_label(bars, labels=["" if v is None else f"{v:,.0f}" if abs(v) >= 10 else f"{v:.2f}"
+                                   for v in values], fontsize=7, padding=1)
     for y, label in lines:
         ax.axhline(y, linestyle="--", linewidth=1, color="grey")
-        ax.annotate(label, (len(names) - 0.6, y), fontsize=8, color="grey", va="bottom")
+        ax.annotate(label, (-0.4, y), fontsize=8, color="dimgrey", va="bottom")
     ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(names))], names, rotation=20, fontsize=8)
     ax.set_title(title, fontsize=10)
     if len(series) > 1:
