@@ -6,9 +6,12 @@
 Each route is requested through the WSGI app in this process (no network), with the
 X-Dashboard-Key header; the time is from the call to the last byte of the body. The
 first run of each route is reported apart (cold caches), then the median and the worst
-of the next `--repeat` runs.
+of the next `--repeat` runs, and the median CPU time of this process (on SQLite that
+includes the database's work; it does not grow when other processes share the cores).
 """
 import argparse
+import os
+import re
 import statistics
 import sys
 import time
@@ -68,10 +71,11 @@ def routes(s):
 
 
 def _time(client, path):
-    started = time.perf_counter()
+    """(wall ms, this process's CPU ms) of one request, to the last byte."""
+    started, cpu = time.perf_counter(), time.process_time()
     response = client.get(path, headers={"X-Dashboard-Key": KEY})
     response.get_data()
-    elapsed = (time.perf_counter() - started) * 1000
+    elapsed = ((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000)
     if response.status_code not in (200, 204):
         raise RuntimeError(f"{path}: {response.status_code} {response.get_data()[:200]!r}")
     return elapsed
@@ -88,7 +92,7 @@ def first_byte(client, path):
 
 
 def run(database_url, repeat=5):
-    """[(label, path, cold ms, median ms, worst ms)] for every route."""
+    """[(label, path, cold ms, median ms, worst ms, median CPU ms)] for every route."""
     from dashboard.app import create_app
     app = create_app(nexus_config.load({"DATABASE_URL": database_url, "DASHBOARD_API_KEY": KEY}))
     from common.db import database
@@ -96,22 +100,29 @@ def run(database_url, repeat=5):
     client = app.test_client()
     results = []
     for label, path in routes(samples):
-        cold = _time(client, path)
-        warm = [_time(client, path) for _ in range(repeat)]
+        cold = _time(client, path)[0]
+        timed = [_time(client, path) for _ in range(repeat)]
+        warm = [wall for wall, _ in timed]
+        cpu = statistics.median(c for _, c in timed)
         if "export" in path:
             ttfb = statistics.median(first_byte(client, path) for _ in range(repeat))
             label = f"{label}; first byte after {ttfb:.0f} ms"
-        results.append((label, path, cold, statistics.median(warm), max(warm)))
+        results.append((label, path, cold, statistics.median(warm), max(warm), cpu))
         print(f"{label:32} cold {cold:8.1f}  median {statistics.median(warm):8.1f}  "
-              f"worst {max(warm):8.1f} ms", file=sys.stderr)
+              f"worst {max(warm):8.1f}  cpu {cpu:8.1f} ms", file=sys.stderr)
     return results
 
 
 def markdown(title, results):
     """A table of `results` in Markdown."""
-    lines = [f"### {title}", "", "| route | cold ms | median ms | worst ms |", "|---|---:|---:|---:|"]
-    for label, path, cold, median, worst in results:
-        lines.append(f"| {label} (`{path.split('?')[0]}`) | {cold:.0f} | {median:.0f} | {worst:.0f} |")
+    load = os.getloadavg()[0]
+    lines = [f"### {title}", "", f"Load average when the run ended: {load:.1f} on {os.cpu_count()} cores.", "",
+             "| route | cold ms | median ms | worst ms | median CPU ms (this process) |",
+             "|---|---:|---:|---:|---:|"]
+    for label, path, cold, median, worst, cpu in results:
+        route = path.split("?")[0]
+        route = re.sub(r"/[0-9a-f-]{36}$", "/<id>", route)
+        lines.append(f"| {label} (`{route}`) | {cold:.0f} | {median:.0f} | {worst:.0f} | {cpu:.0f} |")
     return "\n".join(lines) + "\n"
 
 
