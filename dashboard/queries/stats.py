@@ -78,27 +78,47 @@ def _ranked(groups, name, limit=20):
     return rows[:limit]
 
 
+TOP_SERIES = 8
+
+
+def _split_series(cells, points, top):
+    """{name: [value per point]} for the `top` names with the largest totals."""
+    totals = {}
+    for (name, _), value in cells.items():
+        totals[name] = totals.get(name, 0) + value
+    names = sorted(totals, key=lambda n: -totals[n])[:top]
+    return {name: [plain(cells.get((name, point), 0)) for point in points] for name in names}
+
+
 def stats(rng):
     """Everything the overview shows, as plain data (also /api/stats)."""
     columns = SUMS + HISTOGRAMS
-    total, series, by_model = {}, {}, {}
+    cost_at, requests_at = columns.index("cost_usd"), SUMS.index("requests")
+    total, series, by_model, model_cost = {}, {}, {}, {}
     # Daily points are grouped in SQL: a month is then ~150 rows to fold, not ~3,500.
-    bucket = H.hour if rng.hourly else day_of(H.hour)
+    bucket = day_of(H.hour) if not rng.hourly else H.hour
     for point, model, *values in _scan(rng, (bucket.alias("point"), H.model), columns):
-        values = [v or 0 for v in values]
+        values, point = [v or 0 for v in values], _time(point)
         _fold(total, "all", values)
-        _fold(series, _time(point), values)
+        _fold(series, point, values)
         _fold(by_model, model, values)
-    by_domain, by_type = {}, {}
-    for domain, request_type, *values in _scan(rng, (H.domain, H.request_type), SUMS):
-        values = [v or 0 for v in values]
+        model_cost[(model, point)] = model_cost.get((model, point), 0) + values[cost_at]
+    by_domain, by_type, domain_requests = {}, {}, {}
+    group = (bucket.alias("point"), H.domain, H.request_type)
+    for point, domain, request_type, *values in _scan(rng, group, SUMS):
+        values, point = [v or 0 for v in values], _time(point)
         _fold(by_domain, domain, values)
         _fold(by_type, request_type, values)
+        key = (domain, point)
+        domain_requests[key] = domain_requests.get(key, 0) + values[requests_at]
+    points = sorted(series)
     total = _dicts(total, columns).get("all") or dict.fromkeys(columns, 0)
     return {"since": rng.since, "until": rng.until, "domain": rng.domain,
             "granularity": "hour" if rng.hourly else "day", "totals": _finish(total),
             "series": [{"time": key, **_finish(value)}
                        for key, value in sorted(_dicts(series, columns).items())],
+            "cost_by_model": _split_series(model_cost, points, TOP_SERIES),
+            "requests_by_domain": _split_series(domain_requests, points, TOP_SERIES),
             "by_model": _ranked(_dicts(by_model, columns), "model"),
             "by_domain": _ranked(_dicts(by_domain, SUMS), "domain"),
             "by_type": _ranked(_dicts(by_type, SUMS), "request_type")}

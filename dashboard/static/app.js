@@ -21,13 +21,29 @@
     return String(Math.round(value * 100) / 100);
   }
 
+  var PALETTE = ["#3b6fb6", "#c96442", "#27ae60", "#8e44ad", "#e67e22", "#16a085",
+                 "#c0392b", "#7f8c8d"];
+
+  // A chart whose series are named by the data ({name: [values]}), e.g. cost per model.
+  function dynamicSpec(data, key) {
+    var groups = data[key];
+    if (!groups || typeof groups !== "object" || Array.isArray(groups)) { return null; }
+    return Object.keys(groups).map(function (name, i) {
+      return [[key, name], name, PALETTE[i % PALETTE.length]];
+    });
+  }
+
+  function column(data, path) {
+    return Array.isArray(path) ? data[path[0]][path[1]] : data[path];
+  }
+
   function draw(el, data) {
-    var spec = CHARTS[el.dataset.chart];
+    var spec = CHARTS[el.dataset.chart] || dynamicSpec(data, el.dataset.chart);
     if (!spec || !window.uPlot) { return; }
     var series = [{}], columns = [data.x];
     spec.forEach(function (s) {
       series.push({ label: s[1], stroke: s[2], width: 1.5, spanGaps: true });
-      columns.push(data[s[0]]);
+      columns.push(column(data, s[0]));
     });
     var width = Math.max(300, el.clientWidth || 600);
     el.textContent = "";

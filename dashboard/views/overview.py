@@ -32,6 +32,8 @@ def chart_data(data):
         "latency_p95": [p["latency_ms"]["p95"] for p in points],
         "ttft_p50": [p["ttft_ms"]["p50"] for p in points],
         "ttft_p95": [p["ttft_ms"]["p95"] for p in points],
+        "cost_by_model": data["cost_by_model"],
+        "requests_by_domain": data["requests_by_domain"],
     }
 
 

@@ -100,7 +100,7 @@ def test_a_person_uses_every_page(page, site, tmp_path):
     _login(page, site)
     page.goto(site.url + "/?since=3d")
     page.wait_for_selector(".chart .uplot")  # the vendored uPlot drew the charts
-    assert page.locator(".chart .uplot").count() == 4
+    assert page.locator(".chart .uplot").count() == 6
     _shot(page, "overview")
 
     page.goto(site.url + "/requests")

@@ -29,6 +29,11 @@ def test_overview_cards_match_the_rows(client, seeded):
     assert totals["requests"] == rows.count()
     assert totals["output_tokens"] == sum(r.output_tokens for r in rows)
     assert totals["latency_ms"]["p50"] <= totals["latency_ms"]["p95"]
+    data = client.get("/?since=2d&format=json").json
+    per_model = sum(sum(values) for values in data["cost_by_model"].values())
+    assert abs(per_model - totals["cost_usd"]) < 1e-6
+    per_domain = sum(sum(values) for values in data["requests_by_domain"].values())
+    assert per_domain <= totals["requests"] and len(data["requests_by_domain"]) <= 8
 
 
 def test_overview_cards_refresh_themselves(client, seeded):
