@@ -17,6 +17,8 @@ import sys
 import time
 
 from common import config as nexus_config
+from peewee import fn
+
 from common.models import ApiRequest, RequestBody
 
 KEY = "bench-key"
@@ -36,9 +38,10 @@ def _samples(database):
         account = (ApiRequest.select(ApiRequest.account_id)
                    .where(ApiRequest.account_id.is_null(False)).limit(1).scalar())
         domain = ApiRequest.select(ApiRequest.domain).limit(1).scalar()
+        last_id = ApiRequest.select(fn.MAX(ApiRequest.id)).scalar()
     from dashboard.params import make_cursor
     return {"rid": newest, "cid": conv, "cursor": make_cursor(*old), "account": account,
-            "domain": domain}
+            "domain": domain, "after": last_id - 20}
 
 
 def routes(s):
@@ -54,7 +57,8 @@ def routes(s):
         ("requests, search id", f"/requests?q={s['rid']}"),
         ("requests, search text", "/requests?q=prompt+is+too+long"),
         ("requests, deep page", f"/requests?before={s['cursor']}"),
-        ("requests, live poll", f"/requests/live?after={s['cursor']}"),
+        ("requests, live poll (20 new rows)", f"/requests/live?after={s['after']}"),
+        ("requests, live poll (nothing new)", f"/requests/live?after={s['after'] + 20}"),
         ("request detail", f"/requests/{s['rid']}"),
         ("conversations", "/conversations"), ("conversations, domain", f"/conversations?domain={s['domain']}"),
         ("conversation detail", f"/conversations/{s['cid']}"),

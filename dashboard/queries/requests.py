@@ -65,10 +65,15 @@ def _after_cursor(before):
     return (A.timestamp <= ts) & ((A.timestamp < ts) | (A.id < row_id))
 
 
-def list_requests(flt, columns=COLUMNS):
-    """Up to `flt.limit` rows newest first, and the cursor of the next page (or None)."""
+def list_requests(flt, columns=COLUMNS, up_to_id=None):
+    """Up to `flt.limit` rows newest first, and the cursor of the next page (or None).
+
+    `up_to_id` leaves out rows inserted after it, so that live updates starting there
+    neither miss nor repeat a row."""
     query = A.select(A.id, *_fields(columns))
     conds = where(flt)
+    if up_to_id is not None:
+        conds.append(A.id <= up_to_id)
     if flt.before:
         conds.append(_after_cursor(flt.before))
     if conds:
@@ -107,12 +112,19 @@ def iter_rows(flt, total, batch=2000):
                   rows[-1][0])
 
 
-def newer_requests(flt, after, limit=50):
-    """Rows newer than the cursor `after` (for live updates), newest first."""
-    ts, row_id = after
-    conds = where(flt) + [(A.timestamp >= ts) & ((A.timestamp > ts) | (A.id > row_id))]
-    query = A.select(A.id, *_fields(COLUMNS)).where(*conds)
-    return list(query.order_by(A.timestamp.desc(), A.id.desc()).limit(limit).dicts())
+def max_id():
+    """The id of the newest row inserted (0 for an empty table): where live updates start."""
+    return A.select(pw.fn.MAX(A.id)).scalar() or 0
+
+
+def newer_requests(flt, after_id, limit=50):
+    """Rows inserted after row `after_id` (live updates), newest insertion first.
+
+    By insertion, not by timestamp: a long stream is recorded when it ends, with the
+    time it began, and must still show up.
+    """
+    query = A.select(A.id, *_fields(COLUMNS)).where(A.id > after_id, *where(flt))
+    return list(query.order_by(A.id.desc()).limit(limit).dicts())
 
 
 def get_request(request_id):

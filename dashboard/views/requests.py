@@ -11,7 +11,7 @@ from common.models import utcnow
 
 from .. import render
 from ..exporting import csv_chunks, download, json_chunks
-from ..params import make_cursor, parse_cursor, parse_int, request_filter
+from ..params import parse_int, request_filter
 from ..queries import requests as q
 from . import respond
 
@@ -20,13 +20,12 @@ _REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 EXPORT_DEFAULT, EXPORT_MAX = 10_000, 1_000_000
 
 
-def _public(row):
-    return {c: row.get(c) for c in q.COLUMNS}
-
-
 TEXT_SEARCH_DAYS = 7
 MENU_TTL_S = 60
-_menu_cache = {}
+
+
+def _public(row):
+    return {c: row.get(c) for c in q.COLUMNS}
 
 
 def bounded(flt):
@@ -36,10 +35,10 @@ def bounded(flt):
     return flt
 
 
-def list_data(args):
+def list_data(args, up_to_id=None):
     """The rows of one page of the requests list and the cursor of the next page."""
     flt = bounded(request_filter(args))
-    rows, cursor = q.list_requests(flt)
+    rows, cursor = q.list_requests(flt, up_to_id=up_to_id)
     data = {"requests": [_public(r) for r in rows], "next": cursor}
     if flt.since and "since" not in flt.raw:
         data["searched_since"] = flt.since
@@ -48,21 +47,22 @@ def list_data(args):
 
 def _menus():
     """Domains and models seen in the last 30 days, cached for a minute per process."""
+    cache = current_app.extensions.setdefault("nexus_menus", {})
     now = time.monotonic()
-    cached = _menu_cache.get("menus")
-    if cached and cached[0] > now:
-        return cached[1]
+    if cache.get("expires", 0) > now:
+        return cache["menus"]
     since = utcnow() - datetime.timedelta(days=30)
-    menus = {"domains": q.distinct_values("domain", since), "models": q.distinct_values("model", since)}
-    _menu_cache["menus"] = (now + MENU_TTL_S, menus)
-    return menus
+    cache["menus"] = {"domains": q.distinct_values("domain", since),
+                      "models": q.distinct_values("model", since)}
+    cache["expires"] = now + MENU_TTL_S
+    return cache["menus"]
 
 
 @bp.get("/requests")
 def index():
     """Newest first, filtered by query parameters, with a `before` cursor for older pages."""
-    flt, rows, data = list_data(request.args)
-    newest = make_cursor(rows[0]["timestamp"], rows[0]["id"]) if rows else make_cursor(utcnow(), 0)
+    newest = q.max_id()  # read first: a row inserted meanwhile comes with the first poll
+    flt, rows, data = list_data(request.args, up_to_id=newest)
     live_url = None if flt.before else url_for("requests.live", after=newest, **flt.raw)
     next_url = url_for("requests.index", before=data["next"], **flt.raw) if data["next"] else None
     return respond("requests/list.html", data, rows=data["requests"], filters=flt.raw,
@@ -76,14 +76,13 @@ def index():
 def live():
     """Rows newer than `after` (htmx polls this), and a poller that continues from them."""
     flt = bounded(request_filter(request.args))
-    after = parse_cursor(request.args.get("after"))
-    if after is None:
-        abort(400, description="after: a cursor is required")
+    if not request.args.get("after"):
+        abort(400, description="after: the id of the last row seen is required")
+    after = parse_int("after", request.args.get("after"), 0, 0, 2**63 - 1)
     rows = q.newer_requests(flt, after)
     if not rows:
         return "", 204
-    newest = make_cursor(rows[0]["timestamp"], rows[0]["id"])
-    live_url = url_for("requests.live", after=newest, **flt.raw)
+    live_url = url_for("requests.live", after=rows[0]["id"], **flt.raw)
     return render_template("requests/_live.html", rows=[_public(r) for r in rows], live_url=live_url)
 
 

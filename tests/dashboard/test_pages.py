@@ -87,8 +87,15 @@ def test_live_rows_arrive_after_the_cursor(client, seeded):
     after = page.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
     assert client.get(f"/requests/live?after={after}").status_code == 204
     rid = make_request(domain="live.example")
+    # a long stream is recorded when it ends, stamped with when it began: still live
+    late = make_request(domain="live.example", timestamp=minutes_ago(20))
     fresh = client.get(f"/requests/live?after={after}").get_data(as_text=True)
-    assert rid in fresh and 'id="live-poller"' in fresh and 'hx-swap-oob="true"' in fresh
+    assert rid in fresh and late in fresh
+    assert 'id="live-poller"' in fresh and 'hx-swap-oob="true"' in fresh
+    following = fresh.split('hx-get="/requests/live?after=', 1)[1].split('"', 1)[0]
+    assert client.get(f"/requests/live?after={following}").status_code == 204
+    filtered = client.get(f"/requests/live?after={after}&domain=other.example")
+    assert filtered.status_code == 204
 
 
 def test_request_detail_shows_the_conversation(client, seeded):
