@@ -4,6 +4,7 @@ Baselines first (straight to the stand-in, nginx, the bare relay), then the prox
 with recording off, on SQLite and on a fresh PostgreSQL database.
 """
 import contextlib
+import re
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,20 @@ PROXIES = ("proxy-off", "proxy-sqlite", "proxy-postgresql")
 TARGETS = BASELINES + PROXIES
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 PG_URL = "postgresql://postgres@127.0.0.1:5432"
+
+
+def parse_variant(name):
+    """("proxy-sqlite", {"NEXUS_LOG_LEVEL": "warning"}) from "proxy-sqlite+NEXUS_LOG_LEVEL=warning".
+
+    A variant is one of PROXIES with settings changed, measured beside the others
+    in the same run, to see what a setting costs.
+    """
+    base, *settings = name.split("+")
+    if base not in PROXIES:
+        raise ValueError(f"unknown target {name!r}: use one of {', '.join(TARGETS)}, "
+                         "or a proxy target followed by +SETTING=value")
+    env = dict(item.split("=", 1) for item in settings)
+    return base, env
 
 
 @contextlib.contextmanager
@@ -43,7 +58,7 @@ def fresh_postgres(admin_dsn=PG_ADMIN_DSN, url_prefix=PG_URL):
 @contextlib.contextmanager
 def start(name, upstream, workdir, pg_admin_dsn=PG_ADMIN_DSN, pg_url=PG_URL):
     """Start target `name` in front of the running `upstream` server; yield a Target."""
-    workdir = Path(workdir) / name
+    workdir = Path(workdir) / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     if name == "straight":
         yield Target(name, upstream.port, upstream.worker_pid())
         return
@@ -54,12 +69,14 @@ def start(name, upstream, workdir, pg_admin_dsn=PG_ADMIN_DSN, pg_url=PG_URL):
         elif name == "relay":
             server = servers.relay(workdir, upstream.url)
         else:
-            recording = name.split("-", 1)[1]
+            base, env = parse_variant(name)
+            recording = base.split("-", 1)[1]
             if recording == "postgresql":
                 db_url = stack.enter_context(fresh_postgres(pg_admin_dsn, pg_url))
             else:
                 db_url = f"sqlite:///{workdir}/nexus.db"
-            server = servers.proxy(workdir, upstream.url, db_url, storage=recording != "off", name=name)
+            server = servers.proxy(workdir, upstream.url, db_url, storage=recording != "off",
+                                   name=base, **env)
         stack.enter_context(server)
         yield Target(name, server.port, server.worker_pid(), recording=recording,
                      has_metrics=recording is not None, notes={"log": str(server.log_path)})

@@ -147,7 +147,9 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="rounds per scenario, targets taking turns")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per target")
     parser.add_argument("--open-streams", type=int, default=1000)
-    parser.add_argument("--targets", default=",".join(lineup.TARGETS))
+    parser.add_argument("--targets", default=",".join(lineup.TARGETS),
+                        help="comma-separated; a proxy target may carry settings to compare, "
+                             "e.g. proxy-sqlite+NEXUS_LOG_LEVEL=warning")
     parser.add_argument("--scenarios", default=",".join(scenarios.SCENARIOS))
     parser.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--page", default=str(ROOT / "docs" / "performance.md"))

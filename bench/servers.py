@@ -181,12 +181,13 @@ def relay(workdir, upstream_url):
     return _gunicorn("relay", "bench.relay:create_app()", workdir, CLAUDE_API_BASE_URL=upstream_url)
 
 
-def proxy(workdir, upstream_url, database_url, storage, name="proxy"):
-    """The proxy exactly as deployed (`gunicorn -c python:proxy.gunicorn_conf`), one worker."""
+def proxy(workdir, upstream_url, database_url, storage, name="proxy", **settings):
+    """The proxy exactly as deployed (`gunicorn -c python:proxy.gunicorn_conf`), one worker;
+    `settings` are extra environment variables (a variant)."""
     spool = Path(workdir) / f"{name}-spool"
     creds = Path(workdir) / "credentials"
     creds.mkdir(parents=True, exist_ok=True)
     return _gunicorn(name, "proxy.wsgi:app", workdir, conf="python:proxy.gunicorn_conf",
                      CLAUDE_API_BASE_URL=upstream_url, DATABASE_URL=database_url,
                      STORAGE_ENABLED="true" if storage else "false", NEXUS_SPOOL_DIR=spool,
-                     CREDENTIALS_DIR=creds, GUNICORN_CMD_ARGS="")
+                     CREDENTIALS_DIR=creds, GUNICORN_CMD_ARGS="", **settings)

@@ -1,5 +1,8 @@
 """The stand-in's request reader and the bench's pure summaries."""
+import pytest
+
 from bench import scenarios, stats, wire
+from bench.lineup import parse_variant
 from bench.upstream import wants_stream
 
 
@@ -57,3 +60,11 @@ def test_rounds_merge_to_medians_and_sums():
     assert merged["requests"] == 300 and merged["latency_ms"]["n"] == 300
     assert merged["requests_per_s"] == 20 and merged["latency_ms"]["p50"] == 2.0
     assert merged["rss_mb"] == 31 and abs(merged["cpu_ms_per_request"] - 1.0) < 1e-9
+
+
+def test_a_variant_names_a_proxy_target_and_its_settings():
+    assert parse_variant("proxy-sqlite") == ("proxy-sqlite", {})
+    assert parse_variant("proxy-off+NEXUS_LOG_LEVEL=warning+NEXUS_POOL_SIZE=300") == (
+        "proxy-off", {"NEXUS_LOG_LEVEL": "warning", "NEXUS_POOL_SIZE": "300"})
+    with pytest.raises(ValueError, match="unknown target"):
+        parse_variant("relay+X=1")
