@@ -46,15 +46,16 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A seeded SQLite database and the dashboard serving it, with a login key."""
+@pytest.fixture(scope="module", params=("sqlite", "postgresql"))
+def site(request, tmp_path_factory):
+    """A seeded database of each kind and the dashboard serving it, with a login key."""
     home = tmp_path_factory.mktemp("dashboard")
-    with temporary_database("sqlite", home) as url:
+    with temporary_database(request.param, home) as url:
         database = nexus_db.connect(url)
         migrate(database)
         with database.connection_context():
             seed_traffic(database, rows=600, days=3)
+        database.close()
         with running_dashboard({"DATABASE_URL": url, "DASHBOARD_API_KEY": KEY}, str(home)) as server:
             server.db_url = url
             yield server
