@@ -47,7 +47,7 @@ def write_credentials(directory):
 
 
 def client(proxy, key, host, **kwargs):
-    return anthropic.Anthropic(base_url=proxy.url, api_key=key, max_retries=0,
+    return anthropic.Anthropic(base_url=proxy.url, api_key=key, max_retries=0, timeout=30,
                                default_headers={"Host": host}, **kwargs)
 
 
