@@ -40,6 +40,8 @@ def usage_data(args, now=None):
         _add(entry["last_30d"], sums)
         if day >= week_start:
             _add(entry["last_7d"], sums)
+    # Every day of the range, so that the chart's gaps are days without traffic.
+    days = [start.date() + datetime.timedelta(days=n) for n in range((now.date() - start.date()).days + 1)]
     out = []
     for account in sorted(set(accounts) | set(window)):
         entry = accounts.get(account, {"days": {}, "last_7d": {}, "last_30d": {}})
@@ -47,7 +49,8 @@ def usage_data(args, now=None):
         out.append({
             "account_id": account, "window": window.get(account, dict(EMPTY)),
             "last_7d": _finish(entry["last_7d"]), "last_30d": _finish(entry["last_30d"]),
-            "daily": [{"date": day.isoformat(), **_finish(s)} for day, s in sorted(entry["days"].items())],
+            "daily": [{"date": day.isoformat(), **_finish(entry["days"].get(day, {}))}
+                      for day in days],
             "ratelimit": ({"timestamp": latest["timestamp"],
                            **(ratelimits.summarise(latest["headers"]) or {}),
                            "headers": latest["headers"]} if latest else None),

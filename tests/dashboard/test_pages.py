@@ -157,6 +157,8 @@ def test_token_usage_per_account(client, seeded):
     assert account["ratelimit"]["status"] == "allowed"
     assert account["ratelimit"]["windows"][0]["utilization"] == 0.25
     assert data["window_hours"] == 5
+    assert len(account["daily"]) == 31 and account["daily"][-1]["date"] == utcnow().date().isoformat()
+    assert sum(d["input_tokens"] for d in account["daily"]) == account["last_30d"]["input_tokens"]
     wide = client.get("/api/token-usage?account_id=acc_hand&window_hours=7").json
     assert wide["accounts"][0]["window"]["input_tokens"] == 1005
 
