@@ -99,7 +99,10 @@ def section(results, chart_name="performance.png", results_name=None):
         f"Run {results['started']} ({results['elapsed_s']:.0f} s), {results_name or 'results'}; "
         f"{results['settings']['rounds']} rounds of {results['settings']['duration']:g} s per scenario "
         "and target, the targets taking turns, "
-        f"{results['settings']['open_streams']} open streams. Environment: {facts}.",
+        f"{results['settings']['open_streams']} open streams. Environment: {facts}. "
+        + (f"Load average (1 min) before and after: {results['load_average'][0]} and "
+           f"{results['load_average'][1]} on {env.get('cpus')} cores."
+           if results.get("load_average") else ""),
         "### Targets of the issue\n\n" + goals_table(goals),
         "### Figures per target\n\nAdded = this target's figure minus the straight run's "
         "(the same stand-in, no proxy), measured minutes apart in the same run.\n\n"

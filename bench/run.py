@@ -37,10 +37,23 @@ def _version(argv):
     return text[0] if text else None
 
 
+def source_state():
+    """The commit measured, and whether the proxy's code differed from it."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "proxy", "common")
+    return commit + (" with uncommitted changes to proxy/ or common/" if dirty else "")
+
+
 def environment():
     """Versions and machine facts that a reader needs to compare runs."""
     from importlib.metadata import version
-    return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+    return {"commit": source_state(), "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
             "gunicorn": version("gunicorn"), "gevent": version("gevent"), "urllib3": version("urllib3"),
             "nginx": (_version([servers.find_nginx() or "nginx", "-v"]) or "absent").replace("nginx version: ", ""),
             "wrk": (_version(["wrk", "-v"]) or "absent").split(" [")[0]}
@@ -108,6 +121,7 @@ def run(settings, targets=lineup.TARGETS, wanted=scenarios.SCENARIOS, workdir=No
     """The whole bench; the results dict."""
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.monotonic()
+    load_before = os.getloadavg()[0]
     workdir = Path(workdir or tempfile.mkdtemp(prefix="nexus-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     files = write_bodies(workdir)
@@ -122,6 +136,8 @@ def run(settings, targets=lineup.TARGETS, wanted=scenarios.SCENARIOS, workdir=No
     per_target = figures.per_target(runs)
     return {"started": started.strftime("%Y-%m-%d %H:%M UTC"), "elapsed_s": time.monotonic() - clock,
             "settings": asdict(settings), "environment": environment(), "targets": list(targets),
+            # Other work on the machine: the 1-minute load average before and after.
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "scenarios": list(wanted), "runs": runs, "failures": failures,
             "figures": per_target, "goals": figures.goals(per_target)}
 
