@@ -1,4 +1,4 @@
-"""Hourly sums per domain, model and request type (`api_usage_hourly`).
+"""Hourly sums per domain, model, request type and account (`api_usage_hourly`).
 
 Charts read these instead of raw rows, and they outlive `nexus retention`.
 Latency and time to first token are histograms: `<prefix>_le_<ms>` counts the
@@ -11,7 +11,7 @@ import peewee as pw
 
 from .models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
 
-KEY = ("hour", "domain", "model", "request_type")
+KEY = ("hour", "domain", "model", "request_type", "account_id")
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_read_input_tokens")
 SUM_COLUMNS = (("requests", "errors") + TOKEN_COLUMNS + ("cost_usd", "duration_ms_sum")
@@ -39,7 +39,7 @@ def is_error(row):
 def increments(row):
     """(key, {column: increment}) of one api_requests row (a dict)."""
     key = (hour_of(row["timestamp"]), row.get("domain") or "", row.get("model") or "",
-           row.get("request_type") or "")
+           row.get("request_type") or "", row.get("account_id") or "")
     inc = dict.fromkeys(SUM_COLUMNS, 0)
     inc.update(requests=1, errors=int(is_error(row)), cost_usd=row.get("cost_usd") or 0.0,
                duration_ms_sum=row.get("duration_ms") or 0.0)
@@ -53,7 +53,8 @@ def increments(row):
 
 
 def add(rows):
-    """Add rows (dicts) to their hours: one upsert per touched hour/domain/model/type."""
+    """Add rows (dicts) to their hours: one upsert per touched key (hour, domain, model,
+    type, account)."""
     totals = {}
     for row in rows:
         key, inc = increments(row)
@@ -121,6 +122,7 @@ def rebuild(database, since=None):
         hour.alias("hour"), ApiRequest.domain,
         pw.fn.COALESCE(ApiRequest.model, "").alias("model"),
         pw.fn.COALESCE(ApiRequest.request_type, "").alias("request_type"),
+        pw.fn.COALESCE(ApiRequest.account_id, "").alias("account_id"),
         pw.fn.COUNT(ApiRequest.id).alias("requests"),
         _count_if((ApiRequest.response_status >= 400) | ApiRequest.error.is_null(False)).alias("errors"),
         *[pw.fn.SUM(getattr(ApiRequest, c)).alias(c) for c in TOKEN_COLUMNS],
@@ -130,7 +132,8 @@ def rebuild(database, since=None):
         *_histogram_sums("ttft", ApiRequest.first_token_ms))
         .where(ApiRequest.timestamp >= start)
         .group_by(hour, ApiRequest.domain, pw.fn.COALESCE(ApiRequest.model, ""),
-                  pw.fn.COALESCE(ApiRequest.request_type, "")))
+                  pw.fn.COALESCE(ApiRequest.request_type, ""),
+                  pw.fn.COALESCE(ApiRequest.account_id, "")))
     fields = [getattr(HourlyUsage, c) for c in KEY + SUM_COLUMNS]
     with database.atomic():
         HourlyUsage.delete().where(HourlyUsage.hour >= start).execute()

@@ -31,9 +31,29 @@ def _client_key_spend_index(db):
                    "ON api_requests (client_key_id, timestamp)")
 
 
+_OLD_HOURLY_KEY = ["hour", "domain", "model", "request_type"]
+_HOURLY_KEY = "api_usage_hourly_hour_domain_model_request_type_account_id"
+
+
+def _hourly_usage_per_account(db):
+    # The token page's 7/30-day columns need the account in the aggregates' key (ADR 0053).
+    from . import aggregates
+    add_column_if_missing(db, "api_usage_hourly", "account_id",
+                          pw.CharField(max_length=255, default=""))
+    for index in db.get_indexes("api_usage_hourly"):  # by its columns, whatever its name
+        if index.unique and list(index.columns) == _OLD_HOURLY_KEY:
+            db.execute_sql(f'DROP INDEX IF EXISTS "{index.name}"')
+    db.execute_sql(f"CREATE UNIQUE INDEX IF NOT EXISTS {_HOURLY_KEY} ON api_usage_hourly "
+                   "(hour, domain, model, request_type, account_id)")
+    # Existing hours were summed across accounts: recompute every hour raw rows still
+    # cover. Hours retention already thinned keep account_id '' (their rows are gone).
+    aggregates.rebuild(db)
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
+    _hourly_usage_per_account,
 )
 
 

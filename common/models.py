@@ -110,7 +110,7 @@ LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 1200
 
 
 class HourlyUsage(BaseModel):
-    """Per hour, domain, model and type: sums the charts read instead of raw rows.
+    """Per hour, domain, account, model and type: sums the charts read instead of raw rows.
 
     Latency and time-to-first-token are kept as histograms (one column per
     bucket, `*_le_<ms>` plus `*_inf`) because percentiles cannot be summed.
@@ -120,6 +120,7 @@ class HourlyUsage(BaseModel):
     domain = pw.CharField(max_length=255, default="")
     model = pw.CharField(max_length=128, default="")
     request_type = pw.CharField(max_length=32, default="")
+    account_id = pw.CharField(max_length=255, default="")  # '' when the request had none
     requests = pw.IntegerField(default=0)
     errors = pw.IntegerField(default=0)
     input_tokens = pw.BigIntegerField(default=0)
@@ -131,7 +132,7 @@ class HourlyUsage(BaseModel):
 
     class Meta:
         table_name = "api_usage_hourly"
-        indexes = ((("hour", "domain", "model", "request_type"), True),)
+        indexes = ((("hour", "domain", "model", "request_type", "account_id"), True),)
 
 
 def histogram_columns(prefix):

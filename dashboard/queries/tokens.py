@@ -1,9 +1,9 @@
 """Token windows per account: rolling 5 hours, 7 and 30 days, daily totals, rate limits.
 
 The 5-hour window sums raw rows through the (account_id, timestamp) index: it is
-small and must be exact. Seven and thirty days come from the hourly aggregates,
-which are kept per domain: each domain is charged to the account of its latest
-request (a domain's credential file names one account).
+small and must be exact. Seven and thirty days and the daily totals come from the
+hourly aggregates, which carry the account in their key: they are exact sums over
+the rows from the start of the hour 7 (or 30) days ago (ADR 0053).
 """
 import datetime
 import json
@@ -46,27 +46,32 @@ def raw_window(since, account_id=None):
             for row in query.group_by(account).dicts()}
 
 
-def domain_accounts(domains):
-    """domain → the account_id of its latest request."""
-    found = {}
-    for domain in domains:
-        row = (A.select(A.account_id).where(A.domain == domain)
-               .order_by(A.timestamp.desc()).limit(1).tuples().first())
-        found[domain] = (row[0] if row else None) or NO_ACCOUNT
-    return found
+def _account_filter(query, account_id):
+    if account_id:
+        query = query.where(H.account_id == ("" if account_id == NO_ACCOUNT else account_id))
+    return query
 
 
-def daily_by_domain(since):
-    """(date, domain) → sums, from the hourly aggregates, grouped by day in SQL."""
+def daily_by_account(since, account_id=None):
+    """(date, account) → sums over the hours from `since`, from the aggregates, by day in SQL."""
     out = {}
     day = day_of(H.hour)
-    query = H.select(*_sums(H, day.alias("day"), H.domain)).where(H.hour >= since)
-    for row in query.group_by(day, H.domain).dicts():
+    query = _account_filter(H.select(*_sums(H, day.alias("day"), H.account_id))
+                            .where(H.hour >= since), account_id)
+    for row in query.group_by(day, H.account_id).dicts():
         value = row["day"]
         value = datetime.date.fromisoformat(value[:10]) if isinstance(value, str) else value.date()
-        out[(value, row["domain"])] = {c: plain(row[c]) or 0
-                                       for c in TOKEN_COLUMNS + ("requests", "cost_usd")}
+        out[(value, row["account_id"] or NO_ACCOUNT)] = {
+            c: plain(row[c]) or 0 for c in TOKEN_COLUMNS + ("requests", "cost_usd")}
     return out
+
+
+def hours_by_account(since, account_id=None):
+    """account → sums over the hours from `since` (an hour start), from the aggregates."""
+    query = _account_filter(H.select(*_sums(H, H.account_id)).where(H.hour >= since), account_id)
+    return {row["account_id"] or NO_ACCOUNT: {c: plain(row[c]) or 0
+                                             for c in TOKEN_COLUMNS + ("requests", "cost_usd")}
+            for row in query.group_by(H.account_id).dicts()}
 
 
 def latest_ratelimit(account_id, since):

@@ -4,6 +4,7 @@ import datetime
 
 from flask import Blueprint, request
 
+from common.aggregates import hour_of
 from common.models import utcnow
 
 from .. import ratelimits
@@ -21,25 +22,21 @@ def _add(into, sums):
 
 
 def usage_data(args, now=None):
-    """Per account: window sums (exact), 7/30-day sums and daily totals (aggregates)."""
+    """Per account: window sums (raw rows), 7/30-day sums and daily totals (aggregates),
+    all exact per account."""
     now = now or utcnow()
     hours = parse_int("window_hours", args.get("window_hours"), 5, 1, 24 * 7)
     only = (args.get("account_id") or "").strip() or None
     window = tq.raw_window(now - datetime.timedelta(hours=hours), only)
-    start = (now - datetime.timedelta(days=30)).replace(minute=0, second=0, microsecond=0)
-    daily = tq.daily_by_domain(start)
-    owners = tq.domain_accounts(sorted({domain for _, domain in daily}))
+    # 7 and 30 days start at the top of the hour 7 (30) days ago: the aggregates' grain.
+    start = hour_of(now - datetime.timedelta(days=30))
     accounts = {}
-    week_start = (now - datetime.timedelta(days=7)).date()
-    for (day, domain), sums in sorted(daily.items()):
-        account = owners.get(domain, tq.NO_ACCOUNT)
-        if only and account != only:
-            continue
+    for (day, account), sums in sorted(tq.daily_by_account(start, only).items()):
         entry = accounts.setdefault(account, {"days": {}, "last_7d": {}, "last_30d": {}})
         _add(entry["days"].setdefault(day, {}), sums)
         _add(entry["last_30d"], sums)
-        if day >= week_start:
-            _add(entry["last_7d"], sums)
+    for account, sums in tq.hours_by_account(hour_of(now - datetime.timedelta(days=7)), only).items():
+        _add(accounts.setdefault(account, {"days": {}, "last_7d": {}, "last_30d": {}})["last_7d"], sums)
     # Every day of the range, so that the chart's gaps are days without traffic.
     days = [start.date() + datetime.timedelta(days=n) for n in range((now.date() - start.date()).days + 1)]
     out = []

@@ -1,10 +1,15 @@
 """Migrations: applied once, idempotent, safe when several processes race."""
+import datetime
 import multiprocessing
 
+import peewee as pw
 import pytest
 
+from common import aggregates
 from common import db as nexus_db
+from common import models
 from common.migrations import MIGRATIONS, current_version, migrate
+from common.models import ApiRequest, HourlyUsage, SchemaVersion
 from tests.conftest import DATABASE_KINDS
 from tests.databases import temporary_database
 
@@ -36,3 +41,77 @@ def test_concurrent_starts_apply_each_migration_once(kind, tmp_path):
 def test_migrate_twice_is_a_no_op(database):
     assert migrate(database) == []
     assert current_version(database) == len(MIGRATIONS)
+
+
+def _hourly_at_version_2():
+    """api_usage_hourly as version 2 made it: no account_id, unique (hour, domain, model, type)."""
+    class HourlyUsage(pw.Model):  # the same name, so that the index has version 2's name
+        class Meta:
+            table_name = "api_usage_hourly"
+            legacy_table_names = False
+            indexes = ((("hour", "domain", "model", "request_type"), True),)
+
+    for name, field in models.HourlyUsage._meta.fields.items():
+        if name in ("id", "account_id"):
+            continue
+        extra = {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
+        HourlyUsage._meta.add_field(name, type(field)(default=field.default, **extra))
+    return HourlyUsage
+
+
+def _old_rows():
+    start = datetime.datetime(2026, 11, 20, 9, 10)
+    return [{"request_id": f"00000000-0000-4000-8000-{n:012d}", "domain": "shared.example",
+             "timestamp": start + datetime.timedelta(minutes=25 * n), "method": "POST",
+             "path": "/v1/messages", "model": "claude-sonnet-4-5", "request_type": "inference",
+             "response_status": 200 if n % 5 else 529, "account_id": ("acc_a", "acc_b", None)[n % 3],
+             "input_tokens": 10 + n, "output_tokens": 100 * n, "cache_read_input_tokens": 7 * n,
+             "cache_creation_input_tokens": 3, "cost_usd": 0.25 * n, "duration_ms": 40.0 * n}
+            for n in range(12)]
+
+
+def _totals(model):
+    columns = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_input_tokens",
+               "cost_usd", "latency_le_250")
+    query = model.select(model.hour, *[pw.fn.SUM(getattr(model, c)).alias(c) for c in columns])
+    return {str(r["hour"])[:19]: tuple(round(float(r[c]), 6) for c in columns)
+            for r in query.group_by(model.hour).dicts()}
+
+
+def test_a_version_2_database_gets_exact_per_account_aggregates(database):
+    # Rebuild this fresh database as version 2 left it, with rows and their aggregates.
+    database.drop_tables([HourlyUsage])
+    old = _hourly_at_version_2()
+    with database.bind_ctx([old]):
+        database.create_tables([old])
+    SchemaVersion.delete().where(SchemaVersion.version > 2).execute()
+    rows = _old_rows()
+    ApiRequest.insert_many(rows).execute()
+    with database.bind_ctx([old]):
+        totals = {}  # what version 2's recorder summed: per hour, domain, model, type
+        for row in rows:
+            key, inc = aggregates.increments(row)
+            into = totals.setdefault(key[:4], dict.fromkeys(aggregates.SUM_COLUMNS, 0))
+            for c in aggregates.SUM_COLUMNS:
+                into[c] += inc[c]
+        old.insert_many([dict(zip(("hour", "domain", "model", "request_type"), k), **v)
+                         for k, v in totals.items()]).execute()
+        before = _totals(old)
+    before_indexes = {i.name for i in database.get_indexes("api_usage_hourly")}
+    assert migrate(database) == [3]
+    assert "account_id" in {c.name for c in database.get_columns("api_usage_hourly")}
+    indexes = {i.name: i for i in database.get_indexes("api_usage_hourly")}
+    assert "api_usage_hourly_hour_domain_model_request_type" in before_indexes
+    assert "api_usage_hourly_hour_domain_model_request_type" not in indexes
+    assert indexes["api_usage_hourly_hour_domain_model_request_type_account_id"].unique
+    assert _totals(HourlyUsage) == before
+    per_account = {a or "": (HourlyUsage.select(pw.fn.SUM(HourlyUsage.output_tokens))
+                             .where(HourlyUsage.account_id == (a or "")).scalar())
+                   for a in ("acc_a", "acc_b", None)}
+    assert per_account == {a or "": sum(r["output_tokens"] for r in rows if r["account_id"] == a)
+                           for a in ("acc_a", "acc_b", None)}
+    # The recorder's upsert targets the new key: a later row adds to its account's hour.
+    aggregates.add([dict(rows[1], request_id="x")])
+    hour = aggregates.hour_of(rows[1]["timestamp"])
+    assert HourlyUsage.get(HourlyUsage.hour == hour, HourlyUsage.account_id == "acc_b").requests == 2
+    assert migrate(database) == []
