@@ -15,8 +15,8 @@ WHY = {
                  "noise of a shared 2-core machine",
     "saturation": "the writer costs 0.5-0.9 ms of the worker's CPU per row; recording off reaches "
                   "most of the relay's rate",
-    "ttfb_p50": "even the bare relay adds about 1-1.5 ms to a stream's first byte on this machine; "
-                "the proxy adds about 0.5 ms over the relay",
+    "ttfb_p50": "even the bare relay adds 0.6-1 ms to a stream's first byte here (its request "
+                "path lands on the first byte); the proxy adds 0.3-0.5 ms over the relay",
     "rss_open": "open streams hold their captured response bytes",
     "recording_cost": "the writer shares the worker's GIL: its CPU per row lands on request latency",
 }
