@@ -2,8 +2,12 @@
 
     python -m bench.seed --database-url sqlite:///data/bench.db --rows 1000000
 
-Rows come from `bench.synthetic` (conversations with branches, sub-agents, side calls,
-errors, streams, cache tokens) spread over `--days` days ending now, inserted in time
+Records come from `bench.synthetic` (conversations with branches, sub-agents, side
+calls, errors, streams, cache tokens) spread over `--days` days ending now. Each day is
+turned into rows by the recorder's own pure code: `common.rows.derive` (model, usage,
+cost with `common.pricing`, hashes, request type, session) and `common.conversation_index.link`
+over an in-memory index of the day, so that `nexus relink` and `nexus reprice` find
+nothing to change. Rows, the kept bodies and Task invocations are then inserted in time
 order with bulk statements: executemany on SQLite, execute_values on PostgreSQL.
 """
 import argparse
@@ -14,14 +18,19 @@ import time
 
 import peewee
 
+from common import config as nexus_config
 from common import db as nexus_db
+from common.conversation_index import LinkIndex, link
 from common.migrations import migrate
-from common.models import ApiRequest, RequestBody, utcnow
+from common.models import ApiRequest, RequestBody, TaskInvocation, utcnow
+from common.pricing import load_prices
+from common.rows import derive
 
 from . import synthetic
 
 ROW_COLUMNS = tuple(f.column_name for f in ApiRequest._meta.sorted_fields if f.name != "id")
 BODY_COLUMNS = tuple(f.column_name for f in RequestBody._meta.sorted_fields)
+TASK_COLUMNS = tuple(f.column_name for f in TaskInvocation._meta.sorted_fields if f.name != "id")
 BATCH = 2000
 
 
@@ -61,9 +70,42 @@ def rebuild_aggregates(database):
     return aggregates.rebuild(database)
 
 
-def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, progress=None):
-    """Insert about `rows` rows over `days` days ending at `end`; return the count inserted."""
+def rows_of(records, prices, config, keep_body):
+    """(rows, bodies, task invocations) the recorder would store for `records` (oldest
+    first), linked to each other in memory; bodies only where `keep_body()` says so."""
+    index = LinkIndex(stored=False)
+    rows, bodies, tasks = [], [], []
+    for record in records:
+        derived = derive(record, prices, config)
+        derived.row.update(link(derived.row, derived.features, index))
+        index.add(derived.row, derived.features)
+        rows.append(derived.row)
+        if derived.body and keep_body():
+            bodies.append(derived.body)
+        tasks += [{"request_id": derived.row["request_id"], "domain": derived.row["domain"],
+                   "tool_use_id": tool_use_id, "prompt_hash": prompt_hash,
+                   "timestamp": derived.row["timestamp"]}
+                  for tool_use_id, prompt_hash in derived.features.invocations]
+    return rows, bodies, tasks
+
+
+def _store(database, records, prices, config, rng, body_fraction):
+    rows, bodies, tasks = rows_of(records, prices, config, lambda: rng.random() < body_fraction)
+    _insert(database, "api_requests", ROW_COLUMNS, rows)
+    _insert(database, "api_request_bodies", BODY_COLUMNS, bodies)
+    _insert(database, "task_invocations", TASK_COLUMNS, tasks)
+    return len(rows)
+
+
+def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, progress=None,
+         prices=None, config=None):
+    """Insert about `rows` rows over `days` days ending at `end`; return the count inserted.
+
+    `prices` and `config` (price table, Task tool names) default to the built-in ones;
+    pass those `nexus relink`/`reprice` will use if they differ."""
     rng = random.Random(seed_value)
+    prices = prices or load_prices()
+    config = config or nexus_config.load({})
     end = end or utcnow()
     first_day = end.date() - datetime.timedelta(days=days - 1)
     per_day = max(1, rows // days)
@@ -72,25 +114,15 @@ def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, pr
         want = min(per_day, rows - inserted) if n < days - 1 else rows - inserted
         if want <= 0:
             break
-        day_rows, bodies = synthetic.day_of_traffic(rng, first_day + datetime.timedelta(days=n),
-                                                    want, body_fraction)
-        day_rows = [r for r in day_rows if r["timestamp"] <= end][:want]
-        kept = {r["request_id"] for r in day_rows}
-        _insert(database, "api_requests", ROW_COLUMNS, day_rows)
-        _insert(database, "api_request_bodies", BODY_COLUMNS,
-                [b for b in bodies if b["request_id"] in kept])
-        inserted += len(day_rows)
+        records = synthetic.day_of_records(rng, first_day + datetime.timedelta(days=n), want)
+        records = [r for r in records if r["timestamp"] <= end][:want]
+        inserted += _store(database, records, prices, config, rng, body_fraction)
         if progress:
             progress(inserted)
     while inserted < rows:  # today is cut at `end`: top up on earlier days
         day = first_day + datetime.timedelta(days=rng.randrange(max(1, days - 1)))
-        extra, bodies = synthetic.day_of_traffic(rng, day, rows - inserted, body_fraction)
-        extra = extra[:rows - inserted]
-        kept = {r["request_id"] for r in extra}
-        _insert(database, "api_requests", ROW_COLUMNS, extra)
-        _insert(database, "api_request_bodies", BODY_COLUMNS,
-                [b for b in bodies if b["request_id"] in kept])
-        inserted += len(extra)
+        records = synthetic.day_of_records(rng, day, rows - inserted)[:rows - inserted]
+        inserted += _store(database, records, prices, config, rng, body_fraction)
     return inserted
 
 
@@ -104,12 +136,14 @@ def main(argv=None):
     parser.add_argument("--body-fraction", type=float, default=0.05,
                         help="share of rows that get stored bodies and headers")
     args = parser.parse_args(argv)
+    config = nexus_config.load()  # NEXUS_PRICING_FILE and NEXUS_SUBTASK_TOOLS, as relink/reprice
     database = nexus_db.connect(args.database_url)
     migrate(database)
     started = time.monotonic()
     with database.connection_context():
         count = seed(database, args.rows, args.days, args.seed, args.body_fraction,
-                     progress=lambda n: print(f"\r{n} rows", end="", file=sys.stderr))
+                     progress=lambda n: print(f"\r{n} rows", end="", file=sys.stderr),
+                     prices=load_prices(config.pricing_file), config=config)
         print(f"\ninserted {count} rows in {time.monotonic() - started:.0f} s", file=sys.stderr)
         started = time.monotonic()
         rebuild_aggregates(database)

@@ -41,7 +41,10 @@ def _ok(row):
 class LinkIndex:
     """Earlier rows by message hash, by parent, and Task calls by prompt hash."""
 
-    def __init__(self):
+    def __init__(self, stored=True):
+        # stored=False: link against the rows added here only (bench.seed links a whole
+        # synthetic day in memory, with the same rules, before inserting it).
+        self._stored = stored
         self._rows = {}
         self._by_hash = defaultdict(list)
         self._children = defaultdict(list)
@@ -73,6 +76,8 @@ class LinkIndex:
 
     def prefetch(self, items):
         """Load the stored rows that the (row, Features) pairs of a batch may link to."""
+        if not self._stored:
+            return
         domains = sorted({row["domain"] for row, _ in items})
         hashes = {h for row, found in items if row["request_type"] == "inference"
                   for h in linking.ancestor_hashes(found.hashes) if h}
@@ -162,7 +167,7 @@ class LinkIndex:
         if not subtasks:
             query = query.where(ApiRequest.is_subtask == False)  # noqa: E712 (SQL, not Python)
         # The batch's own rows, already linked, win over their stale stored copies.
-        stored = [self._rows.get(r["request_id"], r) for r in query.dicts()]
+        stored = [self._rows.get(r["request_id"], r) for r in query.dicts()] if self._stored else []
         candidates = [r for r in stored if fits(r)]
         candidates += [r for r in self._rows.values() if fits(r)]
         return max(candidates, key=lambda r: r["timestamp"]) if candidates else None

@@ -6,7 +6,15 @@ import peewee as pw
 
 from bench import seed as bench_seed
 from bench import synthetic
-from common.models import ApiRequest, HourlyUsage, RequestBody
+from common import config as nexus_config
+from common.models import ApiRequest, HourlyUsage, RequestBody, TaskInvocation
+from common.pricing import load_prices
+from common.store import relink, reprice
+
+CHECKED = ("request_id", "model", "request_type", "account_id", "session_id", "conversation_id",
+           "branch_id", "parent_request_id", "is_subtask", "parent_task_request_id",
+           "message_count", "current_message_hash", "parent_message_hash", "system_hash",
+           "cost_usd", "usage_data", "input_tokens", "cache_creation_input_tokens")
 
 
 def test_seeded_traffic_looks_like_claude_code(database):
@@ -27,9 +35,32 @@ def test_seeded_traffic_looks_like_claude_code(database):
     assert parents <= known  # every link points at a stored request
 
 
+def _snapshot():
+    return {r[0]: r for r in ApiRequest.select(*[getattr(ApiRequest, c) for c in CHECKED]).tuples()}
+
+
+def test_relink_and_reprice_change_nothing_in_seeded_traffic(database):
+    """The seeder stores what the recorder would: relinking from the stored bodies (or,
+    for rows stored without bodies, from their hashes) and repricing from usage_data
+    with the built-in prices must reproduce every link and cost exactly."""
+    bench_seed.seed(database, 2000, days=3, seed_value=5, body_fraction=0.3)
+    bench_seed.rebuild_aggregates(database)
+    before, tasks = _snapshot(), TaskInvocation.select().count()
+    hours = sorted(HourlyUsage.select(HourlyUsage.hour, HourlyUsage.cost_usd).tuples())
+    changed, linked, inference = relink(database, nexus_config.load({}))
+    assert changed == 0
+    assert reprice(database, load_prices()) == 0
+    assert _snapshot() == before
+    assert TaskInvocation.select().count() == tasks > 0
+    assert sorted(HourlyUsage.select(HourlyUsage.hour, HourlyUsage.cost_usd).tuples()) == hours
+    assert 0.8 < linked / inference < 1  # the first request of each conversation has no parent
+    usage = [r for r in before.values() if r[CHECKED.index("cache_creation_input_tokens")]]
+    assert any('"ephemeral_1h_input_tokens"' in r[CHECKED.index("usage_data")] for r in usage)
+
+
 def test_same_seed_same_traffic():
     day = datetime.date(2026, 1, 5)
-    first, _ = synthetic.day_of_traffic(random.Random(9), day, 200)
-    again, _ = synthetic.day_of_traffic(random.Random(9), day, 200)
+    first = synthetic.day_of_records(random.Random(9), day, 200)
+    again = synthetic.day_of_records(random.Random(9), day, 200)
     assert [r["request_id"] for r in first] == [r["request_id"] for r in again]
     assert [r["timestamp"] for r in first] == sorted(r["timestamp"] for r in first)
