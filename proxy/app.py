@@ -190,7 +190,7 @@ class Proxy:
         record = make_record(x, now)
         self.recorder.put(record)
         if self.notifier is not None and x.grant is not None:
-            self.notifier.submit(record, x.grant.slack_webhook)
+            self.notifier.submit(record, x.grant.slack_webhook, x.grant.slack_options)
         m = self.metrics
         if m is not None:
             m.inc("nexus_requests_total", f'method="{x.method}",status="{x.status}"')

@@ -12,6 +12,7 @@ being down) is logged and set aside in the spool's `rejected/` folder.
 import collections
 import logging
 import os
+import sys
 import time
 
 import peewee
@@ -23,6 +24,10 @@ from .spool import Spool, _real_lock
 log = logging.getLogger("nexus.recorder")
 
 IDLE_WAIT_S = 0.02
+# Saving costs ~1.6 ms of CPU for a batch of one record, ~0.2 ms a record in batches of
+# 200 (peewee builds the SQL in Python): wait this long for a batch to fill.
+LINGER_S = 0.25
+SWITCH_INTERVAL_S = 0.0005
 PROBE_INTERVAL_S = 1.0     # retry a down database at most this often
 REPLAY_INTERVAL_S = 2.0
 METRICS_INTERVAL_S = 1.0
@@ -73,6 +78,9 @@ class Recorder:
         if self._thread_started:
             return
         self._thread_started = True
+        # The writer's Python work (parsing, linking) holds the GIL; with the default
+        # 5 ms switch interval a request waiting for it would wait up to 5 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._done.acquire()
         _original("_thread", "start_new_thread", __import__("_thread").start_new_thread)(self._run, ())
 
@@ -90,7 +98,7 @@ class Recorder:
     def _run(self):
         try:
             while True:
-                batch = self._take(self.batch_size)
+                batch = self._fill(self._take(self.batch_size))
                 if batch:
                     self._write(batch)
                 elif self._stopping:
@@ -99,6 +107,16 @@ class Recorder:
                     self._idle()
         finally:
             self._done.release()
+
+    def _fill(self, batch):
+        """Wait up to LINGER_S for a started batch to fill (one big batch is cheaper)."""
+        if not batch or len(batch) >= self.batch_size:
+            return batch
+        deadline = time.monotonic() + LINGER_S
+        while len(batch) < self.batch_size and not self._stopping and time.monotonic() < deadline:
+            self._sleep(IDLE_WAIT_S)
+            batch += self._take(self.batch_size - len(batch))
+        return batch
 
     def _take(self, count):
         batch = []

@@ -17,6 +17,7 @@ def create_app(config=None, authenticator=None, notifier=None):
     from .auth import Authenticator
     from .metrics import Metrics
     from .recorder import Recorder
+    from .slack import Notifier
     from .upstream import Upstream
 
     config = config or nexus_config.load()
@@ -27,15 +28,7 @@ def create_app(config=None, authenticator=None, notifier=None):
         config, save=lambda batch: store.save_records(database, batch, prices, config),
         database=database, metrics=metrics, prepare=lambda: migrate(database))
     return Proxy(config, Upstream(config), authenticator or Authenticator(config), recorder,
-                 notifier or _notifier(config), metrics, ping=lambda: ping(database))
-
-
-def _notifier(config):
-    try:
-        from .slack import Notifier
-    except ImportError:  # proxy/slack.py is being written in parallel
-        return None
-    return Notifier(config)
+                 notifier or Notifier(config), metrics, ping=lambda: ping(database))
 
 
 def ping(database):
@@ -68,6 +61,8 @@ class LazyApp:
         if self.proxy is not None:
             self.proxy.recorder.stop()
             self.proxy.upstream.close()
+            if self.proxy.notifier is not None:
+                self.proxy.notifier.close()
 
     def __call__(self, environ, start_response):
         return (self.proxy or self.load())(environ, start_response)

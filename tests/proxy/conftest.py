@@ -24,7 +24,7 @@ def proxy(upstream, tmp_path_factory):
     """One running proxy in front of `upstream`, recording to a SQLite file."""
     home = tmp_path_factory.mktemp("proxy")
     env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": f"sqlite:///{home}/nexus.db",
-           "NEXUS_MAX_BODY_BYTES": "200000", "CLAUDE_API_TIMEOUT": "1500"}
+           "NEXUS_MAX_BODY_BYTES": "200000", "CLAUDE_API_TIMEOUT": "2500"}
     with running_proxy(env, cwd=str(home)) as running:
         running.db_url = env["DATABASE_URL"]
         yield running
