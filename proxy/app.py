@@ -125,6 +125,10 @@ class Proxy:
         except (AuthError, UpstreamError) as exc:
             return self.refuse(x, start_response, Refusal(
                 exc.status, exc.error_type, exc.message, getattr(exc, "headers", ())), environ)
+        except Exception:  # a bug of ours: still Anthropic's shape, still recorded
+            log.exception("proxy error", extra={"fields": {"request_id": x.request_id}})
+            return self.refuse(x, start_response, Refusal(
+                500, "api_error", "The proxy failed to handle this request."), environ)
         received = time.perf_counter()
         x.status = response.status
         out = []

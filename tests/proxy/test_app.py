@@ -310,3 +310,32 @@ def test_large_bodies_get_the_structural_json_check():
         with pytest.raises(app.Refusal) as caught:
             app.check_json(bad)
         assert caught.value.status == 400
+
+
+def test_a_bug_in_the_proxy_is_a_500_in_anthropics_shape_and_is_recorded(tmp_path):
+    import io
+
+    from common import config as nexus_config
+    from proxy.recorder import Recorder
+    from proxy.upstream import Upstream
+
+    class BrokenAuth:
+        def authorize(self, domain, headers):
+            raise RuntimeError("a bug")
+
+    config = nexus_config.load({"NEXUS_SPOOL_DIR": str(tmp_path)})
+    recorder = Recorder(config, save=None)  # not started: records stay queued
+    proxy = app.Proxy(config, Upstream(config), BrokenAuth(), recorder)
+    body = b'{"model": "m", "messages": []}'
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/messages", "QUERY_STRING": "",
+               "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
+               "HTTP_HOST": "team.example", "wsgi.input": io.BytesIO(body)}
+    started = []
+    answer = proxy(environ, lambda status, headers: started.append((status, dict(headers))))
+    chunks = list(answer)
+    answer.close()
+    assert started[0][0].startswith("500")
+    assert json.loads(b"".join(chunks))["error"]["type"] == "api_error"
+    [record] = recorder.queue
+    assert record["response_status"] == 500 and record["request_body"] == body
+    assert record["request_id"] == started[0][1]["x-nexus-request-id"]
