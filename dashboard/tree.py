@@ -15,7 +15,8 @@ def _ts(value):
 
 def _lane_key(node):
     if node.get("is_subtask") and node.get("parent_task_request_id"):
-        return ("task", node.get("conversation_id"))
+        # The recorder files sub-agents under their caller's conversation: a lane per branch.
+        return ("task", node.get("conversation_id"), node.get("branch_id"))
     return ("branch", node.get("branch_id") or "main")
 
 
@@ -34,10 +35,10 @@ def tree(nodes):
                         "cls": "err" if status >= 400 else ("task" if node.get("is_subtask") else "ok"),
                         "label": f"{_ts(node['timestamp']):%H:%M:%S} {node.get('model') or ''}"
                                  f" {status or ''}".strip()})
-        parent = node.get("parent_request_id")
+        parent, task = node.get("parent_request_id"), node.get("parent_task_request_id")
         kind = "next"
-        if parent not in placed and node.get("parent_task_request_id") in placed:
-            parent, kind = node["parent_task_request_id"], "spawn"
+        if node.get("is_subtask") and task in placed and (parent == task or parent not in placed):
+            parent, kind = task, "spawn"  # a sub-agent's first request, off the Task call
         if parent in placed:
             px, py = placed[parent]
             edges.append({"x1": px, "y1": py, "x2": x, "y2": y, "cls": kind})

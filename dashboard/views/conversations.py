@@ -52,23 +52,40 @@ def detail_data(conversation_id):
     requests = cq.conversation_requests(conversation_id)
     if not requests:
         abort(404, description="No conversation has this id.")
-    spawned = cq.subtask_requests([r["request_id"] for r in requests])
-    task_ids = list(dict.fromkeys(r["conversation_id"] for r in spawned if r["conversation_id"]))
-    tasks = []
-    for task_id in task_ids[:MAX_TASKS]:
-        rows = cq.conversation_requests(task_id, limit=200)
-        tasks.append({"conversation_id": task_id, "parent_task_request_id":
-                      rows[0]["parent_task_request_id"] if rows else None,
-                      "request_count": len(rows), "requests": rows})
     return {"conversation_id": conversation_id, "requests": requests,
-            "branches": _branches(requests), "subtasks": tasks}
+            "branches": _branches(requests), "subtasks": _tasks(conversation_id, requests)}
+
+
+def _tasks(conversation_id, requests):
+    """Sub-agent tasks spawned from this conversation, one per sub-agent branch.
+
+    The recorder files a sub-agent under its caller's conversation (branch
+    `subtask_…`, docs/conversations.md); a task stored as a conversation of its own
+    (older data) is listed with all of its requests.
+    """
+    own = {r["request_id"] for r in requests}
+    groups = {}
+    for row in requests:
+        if row["is_subtask"] and row["parent_task_request_id"] in own:
+            groups.setdefault((conversation_id, row["branch_id"]), []).append(row)
+    for row in cq.subtask_requests(list(own)):
+        if row["request_id"] not in own and row["conversation_id"]:
+            groups.setdefault((row["conversation_id"], None), None)
+    tasks = []
+    for (task_id, branch), rows in list(groups.items())[:MAX_TASKS]:
+        rows = rows if rows is not None else cq.conversation_requests(task_id, limit=200)
+        tasks.append({"conversation_id": task_id, "branch_id": branch or rows[0]["branch_id"],
+                      "parent_task_request_id": rows[0]["parent_task_request_id"],
+                      "request_count": len(rows), "requests": rows})
+    return tasks
 
 
 @bp.get("/conversations/<conversation_id>")
 def detail(conversation_id):
     """The tree, the timeline and the list of requests."""
     data = detail_data(conversation_id)
-    nodes = data["requests"] + [r for t in data["subtasks"] for r in t["requests"]]
+    nodes = data["requests"] + [r for t in data["subtasks"] for r in t["requests"]
+                                if t["conversation_id"] != conversation_id]
     totals = {k: sum(r[k] or 0 for r in data["requests"])
               for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
                         "cache_creation_input_tokens", "cost_usd")}
