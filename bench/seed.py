@@ -11,7 +11,11 @@ nothing to change. Rows, the kept bodies and Task invocations are then inserted 
 order with bulk statements: executemany on SQLite, execute_values on PostgreSQL.
 """
 import argparse
+import concurrent.futures
 import datetime
+import functools
+import multiprocessing
+import os
 import random
 import sys
 import time
@@ -89,41 +93,70 @@ def rows_of(records, prices, config, keep_body):
     return rows, bodies, tasks
 
 
-def _store(database, records, prices, config, rng, body_fraction):
-    rows, bodies, tasks = rows_of(records, prices, config, lambda: rng.random() < body_fraction)
+def _day(job):
+    """Rows, bodies and Task invocations of one day: pure, so days run in any process.
+
+    Each day has its own random stream (seeded by the seed and the day's number), so
+    the traffic is the same whether days run one after another or side by side.
+    """
+    seed_value, number, day, want, end, body_fraction, prices, settings = job
+    config = _config(tuple(sorted(settings.items())))
+    rng = random.Random(f"{seed_value}/{number}")
+    records = [r for r in synthetic.day_of_records(rng, day, want) if r["timestamp"] <= end][:want]
+    return rows_of(records, prices, config, lambda: rng.random() < body_fraction)
+
+
+@functools.lru_cache(maxsize=4)
+def _config(settings):
+    return nexus_config.load(dict(settings))
+
+
+def _store(database, rows, bodies, tasks):
     _insert(database, "api_requests", ROW_COLUMNS, rows)
     _insert(database, "api_request_bodies", BODY_COLUMNS, bodies)
     _insert(database, "task_invocations", TASK_COLUMNS, tasks)
     return len(rows)
 
 
+def _results(jobs, workers):
+    if workers <= 1:
+        yield from map(_day, jobs)
+        return
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(_day, jobs)
+
+
 def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, progress=None,
-         prices=None, config=None):
+         prices=None, config=None, workers=1):
     """Insert about `rows` rows over `days` days ending at `end`; return the count inserted.
 
     `prices` and `config` (price table, Task tool names) default to the built-in ones;
-    pass those `nexus relink`/`reprice` will use if they differ."""
-    rng = random.Random(seed_value)
+    pass those `nexus relink`/`reprice` will use if they differ. `workers` processes
+    derive days in parallel; this process inserts them in order."""
     prices = prices or load_prices()
     config = config or nexus_config.load({})
+    # What derive() reads, as plain data for other processes; the seeder keeps bodies itself.
+    settings = {"NEXUS_SUBTASK_TOOLS": config.subtask_tools, "NEXUS_CAPTURE_BODIES": "all"}
     end = end or utcnow()
     first_day = end.date() - datetime.timedelta(days=days - 1)
     per_day = max(1, rows // days)
-    inserted = 0
-    for n in range(days):
-        want = min(per_day, rows - inserted) if n < days - 1 else rows - inserted
-        if want <= 0:
-            break
-        records = synthetic.day_of_records(rng, first_day + datetime.timedelta(days=n), want)
-        records = [r for r in records if r["timestamp"] <= end][:want]
-        inserted += _store(database, records, prices, config, rng, body_fraction)
-        if progress:
-            progress(inserted)
-    while inserted < rows:  # today is cut at `end`: top up on earlier days
+    wants = [per_day] * (days - 1) + [max(0, rows - per_day * (days - 1))]
+    jobs = [(seed_value, n, first_day + datetime.timedelta(days=n), want, end, body_fraction,
+             prices, settings) for n, want in enumerate(wants) if want > 0]
+    inserted, number = 0, days
+    rng = random.Random(seed_value)
+    while True:
+        for result in _results(jobs, workers):
+            inserted += _store(database, *result)
+            if progress:
+                progress(inserted)
+        if inserted >= rows:
+            return inserted
+        # Today is cut at `end`: top up on an earlier day.
         day = first_day + datetime.timedelta(days=rng.randrange(max(1, days - 1)))
-        records = synthetic.day_of_records(rng, day, rows - inserted)[:rows - inserted]
-        inserted += _store(database, records, prices, config, rng, body_fraction)
-    return inserted
+        jobs = [(seed_value, number, day, rows - inserted, end, body_fraction, prices, settings)]
+        number += 1
 
 
 def main(argv=None):
@@ -135,6 +168,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--body-fraction", type=float, default=0.05,
                         help="share of rows that get stored bodies and headers")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes that derive rows (default: one per CPU)")
     args = parser.parse_args(argv)
     config = nexus_config.load()  # NEXUS_PRICING_FILE and NEXUS_SUBTASK_TOOLS, as relink/reprice
     database = nexus_db.connect(args.database_url)
@@ -143,7 +178,8 @@ def main(argv=None):
     with database.connection_context():
         count = seed(database, args.rows, args.days, args.seed, args.body_fraction,
                      progress=lambda n: print(f"\r{n} rows", end="", file=sys.stderr),
-                     prices=load_prices(config.pricing_file), config=config)
+                     prices=load_prices(config.pricing_file), config=config,
+                     workers=args.workers)
         print(f"\ninserted {count} rows in {time.monotonic() - started:.0f} s", file=sys.stderr)
         started = time.monotonic()
         rebuild_aggregates(database)

@@ -64,3 +64,13 @@ def test_same_seed_same_traffic():
     again = synthetic.day_of_records(random.Random(9), day, 200)
     assert [r["request_id"] for r in first] == [r["request_id"] for r in again]
     assert [r["timestamp"] for r in first] == sorted(r["timestamp"] for r in first)
+
+
+def test_days_derived_in_worker_processes_are_the_same_rows():
+    settings = {"NEXUS_SUBTASK_TOOLS": "Task,Agent", "NEXUS_CAPTURE_BODIES": "all"}
+    end = datetime.datetime(2026, 1, 7, 12)
+    jobs = [(4, n, datetime.date(2026, 1, 5 + n), 150, end, 0.2, load_prices(), settings)
+            for n in range(3)]
+    inline = [rows for rows, _, _ in bench_seed._results(jobs, 1)]
+    parallel = [rows for rows, _, _ in bench_seed._results(jobs, 2)]
+    assert parallel == inline and sum(map(len, inline)) > 300
