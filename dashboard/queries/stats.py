@@ -1,7 +1,7 @@
 """Totals and series for the overview and /api/stats, read from the hourly aggregates.
 
-No page counts the raw table: HourlyUsage holds one row per hour, domain, model and
-request type, so a month is tens of thousands of rows whatever the traffic. Two scans
+No page counts the raw table: HourlyUsage holds one row per hour, domain, model,
+request type and account, so a month is tens of thousands of rows whatever the traffic. Two scans
 of the range answer everything: one grouped by hour and model (with the latency
 histograms), one by domain and request type (sums only); Python folds them into
 totals, series and breakdowns.
