@@ -70,6 +70,7 @@ def per_target(runs):
                                      at("body_1mb", "latency_ms", "p50", of="straight")),
             "rps_saturation": max(rps) if rps else None,
             "cpu_ms_per_request": at("small_c50", "cpu_ms_per_request"),
+            "helper_cpu_ms_per_request": at("small_c50", "helper_cpu_ms_per_request"),
             "rss_open_mb": at("open_streams", "rss_mb"),
             "open_ok": at("open_streams", "ok"),
             "rss_1mb_mb": at("body_1mb", "rss_mb"),

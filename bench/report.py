@@ -24,6 +24,7 @@ ROWS = (  # (figure key, label, format)
     ("added_p50_1mb_ms", "added p50, 1 MB body (ms)", "{:+.3f}"),
     ("rps_saturation", "**requests/s at saturation**", "{:,.0f}"),
     ("cpu_ms_per_request", "**worker CPU per request, c=50 (ms)**", "{:.3f}"),
+    ("helper_cpu_ms_per_request", "writer process CPU per request, c=50 (ms)", "{:.3f}"),
     ("cpu_ms_per_stream", "worker CPU per 200-event stream (ms)", "{:.2f}"),
     ("rss_open_mb", "**RSS, open streams held (MB)**", "{:.1f}"),
     ("open_ok", "streams opened and completed", "{:,}"),

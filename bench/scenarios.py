@@ -71,7 +71,19 @@ def warm_up(target, files, settings):
         wrk.run(target.url, files.small, 50, settings.warmup)
 
 
+def _helpers_cpu(target):
+    """{pid: CPU seconds} of the worker's child processes (the proxy's record writer)."""
+    found = {}
+    for pid in procs.children(target.worker_pid):
+        try:
+            found[pid] = procs.cpu_seconds(pid)
+        except OSError:
+            continue
+    return found
+
+
 def _measured(target, load, settings):
+    helpers_before = _helpers_cpu(target)
     cpu_before = procs.cpu_seconds(target.worker_pid)
     sampler = metrics.Sampler(target.port) if target.has_metrics else None
     started = time.monotonic()
@@ -86,9 +98,15 @@ def _measured(target, load, settings):
         if sampler:
             sampler.__exit__(None, None, None)
     cpu = procs.cpu_seconds(target.worker_pid) - cpu_before
+    helpers = _helpers_cpu(target)
     count = result.get("requests") or 0
     result.update(load_s=elapsed, cpu_s=cpu, cpu_ms_per_request=cpu * 1000 / count if count else None,
                   rss_mb=result.get("rss_mb") or procs.rss_bytes(target.worker_pid) / 2**20)
+    if helpers:  # work the worker hands to its own processes still costs the machine
+        helper_cpu = sum(t - helpers_before.get(p, 0.0) for p, t in helpers.items())
+        result.update(helper_cpu_s=helper_cpu,
+                      helper_cpu_ms_per_request=helper_cpu * 1000 / count if count else None,
+                      helper_rss_mb=sum(procs.rss_bytes(p) for p in helpers) / 2**20)
     if sampler:
         result["writer"] = sampler.summary()
     return result
@@ -149,7 +167,7 @@ def _open(target, body, settings):
             **summary}
 
 
-_SUMMED = ("requests", "errors", "cpu_s", "load_s", "streams", "ok")
+_SUMMED = ("requests", "errors", "cpu_s", "helper_cpu_s", "load_s", "streams", "ok")
 _MEDIAN_DICTS = ("latency_ms", "ttfb_ms", "gap_ms", "total_ms", "reported_overhead_ms")
 
 
@@ -174,6 +192,9 @@ def merge_rounds(rounds):
     merged["rss_mb"] = max(r.get("rss_mb") or 0 for r in rounds)
     count = merged.get("requests") or 0
     merged["cpu_ms_per_request"] = merged["cpu_s"] * 1000 / count if count else None
+    if "helper_cpu_s" in merged:
+        merged["helper_cpu_ms_per_request"] = merged["helper_cpu_s"] * 1000 / count if count else None
+        merged["helper_rss_mb"] = max(r.get("helper_rss_mb") or 0 for r in rounds)
     writers = [r["writer"] for r in rounds if r.get("writer")]
     if writers:
         merged["writer"] = {k: _max([w.get(k) for w in writers]) for k in writers[0]}
