@@ -99,8 +99,11 @@ def _sse(message):
         events += [("content_block_delta", {"type": "content_block_delta", "index": index,
                                             "delta": delta}) for delta in deltas]
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-    events.append(("message_delta", {"type": "message_delta", "usage": {"output_tokens": usage["output_tokens"]},
-                                     "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None}}))
+    # The closing delta carries the output count; the accumulator merges it into the start's.
+    events.append(("message_delta", {"type": "message_delta",
+                                     "usage": {"output_tokens": usage["output_tokens"]},
+                                     "delta": {"stop_reason": message["stop_reason"],
+                                               "stop_sequence": None}}))
     events.append(("message_stop", {"type": "message_stop"}))
     return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
 
