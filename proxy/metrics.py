@@ -24,6 +24,7 @@ DEFINITIONS = {
     "nexus_upstream_retries_total": ("counter", "Upstream calls retried."),
     "nexus_client_disconnects_total": ("counter", "Responses cancelled by the client."),
     "nexus_records_written_total": ("counter", "Records saved to the database."),
+    "nexus_records_sent_total": ("counter", "Records a worker handed to its writer process."),
     "nexus_records_spooled_total": ("counter", "Records written to the spool."),
     "nexus_records_replayed_total": ("counter", "Spooled records saved after the database came back."),
     "nexus_records_lost_total": ("counter", "Records that could be neither saved nor spooled."),

@@ -31,8 +31,14 @@ SWITCH_INTERVAL_S = 0.0005
 PROBE_INTERVAL_S = 1.0     # retry a down database at most this often
 REPLAY_INTERVAL_S = 2.0
 METRICS_INTERVAL_S = 1.0
+
+
+class Unavailable(Exception):
+    """Where records go is not there right now (raised by a `save` that is not the database)."""
+
+
 # Errors that mean "the database is not there right now", not "this record is bad".
-UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError)
+UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError, Unavailable)
 
 
 def _original(module, name, fallback):
@@ -46,11 +52,15 @@ def _original(module, name, fallback):
 class Recorder:
     """Queue records and write them in batches from an OS thread."""
 
-    def __init__(self, config, save, database=None, metrics=None, spool=None, prepare=None):
+    def __init__(self, config, save, database=None, metrics=None, spool=None, prepare=None,
+                 linger=LINGER_S, written_metric="nexus_records_written_total", close=None):
         self.enabled = config.storage_enabled
         self.capacity = max(1, config.queue_size)
         self.batch_size = max(1, config.batch_size)
         self.save = save
+        self.linger = linger
+        self.close = close  # called after the last batch at stop(), e.g. to end a writer process
+        self.written_metric = written_metric
         self.prepare = prepare  # e.g. apply migrations, before the first save and after outages
         self._prepared = prepare is None
         self.database = database
@@ -94,6 +104,8 @@ class Recorder:
         if leftover:
             self._spool(leftover)
         self.spool.rotate()
+        if self.close is not None:
+            self.close()
 
     def _run(self):
         try:
@@ -112,7 +124,7 @@ class Recorder:
         """Wait up to LINGER_S for a started batch to fill (one big batch is cheaper)."""
         if not batch or len(batch) >= self.batch_size:
             return batch
-        deadline = time.monotonic() + LINGER_S
+        deadline = time.monotonic() + self.linger
         while len(batch) < self.batch_size and not self._stopping and time.monotonic() < deadline:
             self._sleep(IDLE_WAIT_S)
             batch += self._take(self.batch_size - len(batch))
@@ -151,11 +163,16 @@ class Recorder:
             self._write_one_by_one(batch)
             return
         self._mark_up()
-        self._count("nexus_records_written_total", len(batch))
+        self._count(self.written_metric, len(batch))
 
     def _save(self, batch):
         if not self._prepared:
-            self.prepare()
+            try:
+                self.prepare()
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:  # whatever stops preparing is an outage, not a bad record
+                raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
             self._prepared = True
         if self.database is not None:
             self.database.connect(reuse_if_open=True)
@@ -176,7 +193,7 @@ class Recorder:
         for record in batch:
             try:
                 self._save([record])
-                self._count("nexus_records_written_total", 1)
+                self._count(self.written_metric, 1)
             except UNAVAILABLE as exc:
                 self._mark_down(exc)
                 self._spool([record])
@@ -226,7 +243,8 @@ class Recorder:
 
     def _flush_metrics(self):
         self.metrics.set("nexus_recorder_queue_depth", len(self.queue))
-        self.metrics.set("nexus_database_up", 1 if self.database_up else 0)
+        if self.database is not None:
+            self.metrics.set("nexus_database_up", 1 if self.database_up else 0)
         try:
             self.metrics.flush()
         except OSError:

@@ -8,8 +8,12 @@ wired together from the configuration.
 from common import config as nexus_config
 
 
-def create_app(config=None, authenticator=None, notifier=None):
-    """Build the proxy (not yet started) from `config` (default: the environment)."""
+def create_app(config=None, authenticator=None, notifier=None, writer_process=True):
+    """Build the proxy (not yet started) from `config` (default: the environment).
+
+    With `writer_process`, records are saved by a process of their own (proxy/writer.py)
+    so that their Python work does not share the worker's GIL; else by a thread here.
+    """
     from common import db, pricing, store
     from common.migrations import migrate
 
@@ -19,14 +23,21 @@ def create_app(config=None, authenticator=None, notifier=None):
     from .recorder import Recorder
     from .slack import Notifier
     from .upstream import Upstream
+    from .writer import WriterProcess
 
     config = config or nexus_config.load()
     database = db.connect(config.database_url, pool_size=4)
     prices = pricing.load_prices(config.pricing_file)
     metrics = Metrics()
-    recorder = Recorder(
-        config, save=lambda batch: store.save_records(database, batch, prices, config),
-        database=database, metrics=metrics, prepare=lambda: migrate(database))
+    if writer_process:
+        writer = WriterProcess(metrics.shared_dir)
+        recorder = Recorder(config, save=writer.send, metrics=metrics, prepare=writer.start,
+                            linger=0.02, written_metric="nexus_records_sent_total",
+                            close=writer.stop)
+    else:
+        recorder = Recorder(
+            config, save=lambda batch: store.save_records(database, batch, prices, config),
+            database=database, metrics=metrics, prepare=lambda: migrate(database))
     return Proxy(config, Upstream(config), authenticator or Authenticator(config), recorder,
                  notifier or Notifier(config), metrics, ping=lambda: ping(database))
 
