@@ -40,6 +40,7 @@ def post_worker_init(worker):
     from common.db import make_psycopg2_cooperative
     from proxy import wsgi
     make_psycopg2_cooperative()
+    logs.use_os_locks()  # the writer thread logs too (see common/logs.py)
     wsgi.app.load()
 
 
