@@ -13,8 +13,9 @@ class Load:
     holds the requests that got no HTTP answer at all.
     """
 
-    def __init__(self, port, threads=3, pause=0.02, headers=None):
+    def __init__(self, port, threads=3, pause=0.02, headers=None, timeout=15):
         self.port, self.pause, self.headers = port, pause, headers or {}
+        self.timeout = timeout
         self.answers, self.failures = [], []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -35,7 +36,7 @@ class Load:
             thread.join(30)
 
     def _run(self, number):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         count = 0
         while not self.stopping.is_set():
             count += 1
@@ -55,7 +56,7 @@ class Load:
                 with self.lock:
                     self.failures.append(repr(exc))
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             time.sleep(self.pause)
         conn.close()
 

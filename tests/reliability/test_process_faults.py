@@ -16,9 +16,11 @@ import time
 
 import pytest
 
+from tests.proxy.conftest import free_port
 from tests.proxy.rows import wait_for_rows
 from tests.proxy_server import running_proxy
 
+from .load import Load
 from .support import message_body, note, post, sse_events
 
 STREAMS = 4
@@ -74,3 +76,20 @@ def test_sigterm_lets_running_streams_finish_and_flushes_their_records(upstream,
          sent=len(expected), recorded=len(rows),
          stream_ran_after_signal_s=round(last_stream_end - signalled, 2),
          exit_after_last_stream_s=round(exited - last_stream_end, 2))
+
+
+@pytest.mark.slow
+def test_a_worker_never_hangs_when_its_writer_thread_and_its_requests_log_at_once(upstream, tmp_path):
+    # The recorder's writer is a real OS thread; requests and the Slack notifier are
+    # greenlets. All of them log through the same handlers. With gevent's lock in a
+    # handler, a greenlet could miss its wake-up and the worker stopped answering for
+    # good (seen within a few hundred requests at debug level with Slack failing).
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": f"sqlite:///{tmp_path}/n.db",
+           "NEXUS_LOG_LEVEL": "debug", "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook"}
+    with running_proxy(env, cwd=str(tmp_path)) as proxy, Load(proxy.port, threads=4, pause=0, timeout=5) as load:
+        started = time.monotonic()
+        while time.monotonic() - started < 20 and not load.failures:
+            time.sleep(0.5)
+        load.stop()
+        assert load.failures == [], f"{load.failures[0]} after {len(load.answers)} answers: the worker hung"
+        assert set(load.statuses()) == {200}
