@@ -44,20 +44,15 @@ def configure(level="info", stream=None):
     return handler
 
 
-def use_os_locks():
-    """Guard every handler with an OS-thread lock, even under gevent's monkey-patching.
+def use_locks(make_lock):
+    """Guard every handler with a lock from `make_lock` (the proxy passes an OS-thread lock).
 
     The proxy logs from greenlets and from its writer, a real OS thread. A handler lock
-    made after monkey-patching is gevent's, and a greenlet waiting on it while the OS
-    thread holds it can miss its wake-up: the worker then never answers again. Handlers
-    do not yield while holding the lock, so an OS lock blocks the hub for one write at most.
+    made after gevent's monkey-patching is gevent's, and a greenlet waiting on it while
+    the OS thread holds it can miss its wake-up: the worker then never answers again.
+    Handlers do not yield while holding the lock, so an OS lock blocks the hub for one
+    write at most. (common/ does not import gevent: the caller picks the lock.)
     """
-    try:
-        from gevent.monkey import get_original
-        make_lock = get_original("_thread", "RLock")
-    except ImportError:
-        import _thread
-        make_lock = _thread.RLock
     loggers = [logging.getLogger()] + [item for item in logging.Logger.manager.loggerDict.values()
                                        if isinstance(item, logging.Logger)]
     for logger in loggers:

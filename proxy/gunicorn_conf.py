@@ -40,7 +40,8 @@ def post_worker_init(worker):
     from common.db import make_psycopg2_cooperative
     from proxy import wsgi
     make_psycopg2_cooperative()
-    logs.use_os_locks()  # the writer thread logs too (see common/logs.py)
+    from gevent.monkey import get_original
+    logs.use_locks(get_original("_thread", "RLock"))  # the writer thread logs too
     wsgi.app.load()
 
 
