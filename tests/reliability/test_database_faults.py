@@ -20,7 +20,7 @@ import pytest
 from common import db as nexus_db
 from common.migrations import migrate
 from tests.proxy.conftest import free_port
-from tests.proxy.rows import fetch_rows, wait_for_rows
+from tests.proxy.rows import wait_for_rows
 from tests.proxy_server import running_proxy
 
 from .load import Load
