@@ -7,15 +7,9 @@ from contextlib import contextmanager
 
 import peewee as pw
 
-from .models import ApiRequest
+from .models import CONTRACT_COLUMNS, ApiRequest
 
-# The columns of api_requests that the contract names for scripts, in its order.
-COLUMNS = ("request_id", "domain", "timestamp", "method", "path", "model", "request_type",
-           "stream", "response_status", "input_tokens", "output_tokens",
-           "cache_creation_input_tokens", "cache_read_input_tokens", "usage_data", "cost_usd",
-           "duration_ms", "first_token_ms", "error", "account_id", "session_id",
-           "conversation_id", "branch_id", "parent_request_id", "is_subtask",
-           "parent_task_request_id", "message_count")
+COLUMNS = CONTRACT_COLUMNS
 
 
 def parse_when(text):

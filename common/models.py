@@ -78,6 +78,16 @@ class ApiRequest(BaseModel):
         )
 
 
+# The columns of api_requests that the contract names for scripts, in its order:
+# exports and the JSON API write exactly these.
+CONTRACT_COLUMNS = ("request_id", "domain", "timestamp", "method", "path", "model",
+                    "request_type", "stream", "response_status", "input_tokens", "output_tokens",
+                    "cache_creation_input_tokens", "cache_read_input_tokens", "usage_data",
+                    "cost_usd", "duration_ms", "first_token_ms", "error", "account_id",
+                    "session_id", "conversation_id", "branch_id", "parent_request_id",
+                    "is_subtask", "parent_task_request_id", "message_count")
+
+
 class RequestBody(BaseModel):
     """Bodies and (redacted) headers, kept apart so that row scans stay small."""
 

@@ -1,6 +1,7 @@
 """The package boundaries the architecture promises, checked on the source."""
 import ast
 import pathlib
+import re
 
 import pytest
 
@@ -37,3 +38,14 @@ def test_contract_layout_exists():
                 "README.md", ".ci/run"]
     missing = [p for p in expected if not (ROOT / p).exists()]
     assert not missing, missing
+
+
+def test_contract_columns_are_the_contracts():
+    from common.models import CONTRACT_COLUMNS, ApiRequest
+
+    contract = ROOT.parent / "shared" / "CONTRACT.md"
+    if not contract.exists():
+        pytest.skip("shared/CONTRACT.md is not beside the checkout")
+    section = contract.read_text().split("table `api_requests`")[1].split("Bodies may")[0]
+    assert tuple(re.findall(r"`([a-z_]+)`", section)) == CONTRACT_COLUMNS
+    assert set(CONTRACT_COLUMNS) <= set(ApiRequest._meta.fields)

@@ -5,18 +5,12 @@ import re
 
 import peewee as pw
 
-from common.models import ApiRequest, HourlyUsage, RequestBody
+from common.models import CONTRACT_COLUMNS, ApiRequest, HourlyUsage, RequestBody
 from common.redact import redact_headers
 
 from ..params import make_cursor
 
-# The contract's columns, in the order exports write them.
-COLUMNS = ("request_id", "domain", "timestamp", "method", "path", "model", "request_type",
-           "stream", "response_status", "input_tokens", "output_tokens",
-           "cache_creation_input_tokens", "cache_read_input_tokens", "usage_data", "cost_usd",
-           "duration_ms", "first_token_ms", "error", "account_id", "session_id",
-           "conversation_id", "branch_id", "parent_request_id", "is_subtask",
-           "parent_task_request_id", "message_count")
+COLUMNS = CONTRACT_COLUMNS
 DETAIL_EXTRA = ("stop_reason", "upstream_request_id", "client_key_id", "ratelimit")
 _ID_LIKE = re.compile(r"^[0-9a-fA-F-]{8,36}$")
 A = ApiRequest

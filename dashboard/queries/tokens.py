@@ -10,13 +10,12 @@ import json
 
 import peewee as pw
 
+from common.aggregates import TOKEN_COLUMNS
 from common.models import ApiRequest, HourlyUsage
 
 from .stats import day_of, plain
 
 A, H = ApiRequest, HourlyUsage
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                 "cache_read_input_tokens")
 NO_ACCOUNT = "(no account)"
 
 
