@@ -56,6 +56,9 @@ class Upstream:
                                   read=config.upstream_timeout_ms / 1000)
         manager = urllib3.PoolManager(num_pools=1, maxsize=config.pool_size, block=False,
                                       retries=False, timeout=timeout)
+        # Past NEXUS_POOL_SIZE concurrent calls urllib3 opens extra connections and logs a
+        # warning for each one it does not keep: expected under load, not worth a line.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         # One host: keep its pool rather than look it up on every call.
         self.pool = manager.connection_from_url(f"{parts.scheme}://{parts.netloc}/")
         self.manager = manager
