@@ -1,0 +1,42 @@
+"""The pure helpers of the hot path: headers, targets, JSON checks."""
+import pytest
+
+from proxy import wire
+from proxy.auth import Grant
+
+
+def test_upstream_headers_drop_hop_by_hop_and_apply_the_grant():
+    grant = Grant(set_headers=(("X-Api-Key", "sk-upstream"),), drop_headers=frozenset({"authorization"}))
+    out = wire.upstream_headers({"x-api-key": "client", "authorization": "Bearer c",
+                                "connection": "close, x-private", "x-private": "1",
+                                "keep-alive": "5", "host": "a", "content-length": "3",
+                                "proxy-connection": "x", "anthropic-beta": "b1"}, grant)
+    assert out == {"x-api-key": "sk-upstream", "anthropic-beta": "b1"}
+
+
+def test_host_domain_strips_the_port():
+    assert wire.host_domain("team.example:3000") == "team.example"
+    assert wire.host_domain("team.example") == "team.example"
+    assert wire.host_domain("[::1]:3000") == "[::1]"
+
+
+def test_large_bodies_get_the_structural_json_check():
+    big = b'{"a": "' + b"x" * wire.FULL_JSON_CHECK_BYTES + b'"}\n'
+    wire.check_json(big)
+    for bad in (b"[" + big + b"]", big[:-3], b'{"a": "\xff' + big[7:]):
+        with pytest.raises(wire.Refusal) as caught:
+            wire.check_json(bad)
+        assert caught.value.status == 400
+
+
+def test_the_target_is_the_path_and_query_as_sent():
+    assert wire.raw_target({"RAW_URI": "/v1/files/a%2Fb?beta=true", "PATH_INFO": "/v1/files/a/b",
+                            "QUERY_STRING": "beta=true"}) == "/v1/files/a%2Fb?beta=true"
+    assert wire.raw_target({"PATH_INFO": "/v1/models", "QUERY_STRING": "limit=2"}) == \
+        "/v1/models?limit=2"
+
+
+def test_client_headers_are_lower_cased_with_dashes():
+    headers = wire.client_headers({"HTTP_X_API_KEY": "k", "HTTP_ANTHROPIC_BETA": "b",
+                                   "CONTENT_TYPE": "application/json", "PATH_INFO": "/"})
+    assert headers == {"x-api-key": "k", "anthropic-beta": "b", "content-type": "application/json"}
