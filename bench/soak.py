@@ -12,7 +12,8 @@ file descriptors. At the end it waits for the recorder and compares the rows
 with the requests sent.
 
 It passes when resident memory grew less than 10% from the end of the warm-up
-(the first tenth of the run, at least 20 s) to the end, the workers hold no more
+(the first tenth of the run, at least 20 s) to the end, in every worker and in
+every worker's writer process, those processes hold no more
 file descriptors than after the warm-up (a few pooled connections of slack), and
 the database holds one row per request sent (the run uses a fresh database),
 including each answer's x-nexus-request-id.
@@ -23,6 +24,7 @@ import http.client
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -131,12 +133,17 @@ class Traffic:
 
 
 def sample(proxy):
-    """(seconds, {worker pid: (rss bytes, open fds)}) now."""
+    """(seconds, {"worker <pid>" or "writer <pid>": (rss bytes, open fds)}) now.
+
+    Writers are the workers' children (the process that saves records, ADR 0035).
+    """
+    from bench.procs import children
     from tests.reliability.support import fd_count, rss_bytes
     figures = {}
-    for pid in proxy.worker_pids():
-        with contextlib.suppress(OSError):
-            figures[pid] = (rss_bytes(pid), fd_count(pid))
+    for worker in proxy.worker_pids():
+        for role, pid in [("worker", worker)] + [("writer", c) for c in children(worker)]:
+            with contextlib.suppress(OSError):
+                figures[f"{role} {pid}"] = (rss_bytes(pid), fd_count(pid))
     return time.monotonic(), figures
 
 
@@ -184,8 +191,8 @@ def run(seconds, rate=40.0, clients=6, workers=2, database="sqlite", interval=5.
             time.sleep(min(interval, max(0.0, seconds - (time.monotonic() - started))))
             samples.append(sample(proxy))
             log(f"{time.monotonic() - started:6.0f} s  sent {traffic.sent:6d}  "
-                + "  ".join(f"w{pid}: {rss / 2**20:.1f} MiB {fds} fds"
-                            for pid, (rss, fds) in samples[-1][1].items()))
+                + "  ".join(f"{name}: {rss / 2**20:.1f} MiB {fds} fds"
+                            for name, (rss, fds) in samples[-1][1].items()))
         traffic.stop.set()
         for thread in threads:
             thread.join(60)
@@ -201,23 +208,23 @@ def summarize(traffic, samples, settled, found, started, warmup, seconds, settin
     """The soak's figures, and each goal met or not."""
     after = [figures for at, figures in samples if at - started >= warmup]
     base = after[0] if after else samples[0][1]
-    workers = {}
+    processes = {}
     for pid, (rss0, fds0) in base.items():
         if pid not in settled[1]:
-            continue  # a worker restarted: reported below as a failure
+            continue  # a process restarted: reported below as a failure
         rss1, fds1 = settled[1][pid]
         peak = max(f[pid][0] for f in after if pid in f) if after else rss1
-        workers[pid] = {"rss_after_warmup_mib": round(rss0 / 2**20, 1),
+        processes[pid] = {"rss_after_warmup_mib": round(rss0 / 2**20, 1),
                         "rss_end_mib": round(rss1 / 2**20, 1), "rss_peak_mib": round(peak / 2**20, 1),
                         "rss_growth_pct": round(100 * (rss1 - rss0) / rss0, 2),
                         "fds_after_warmup": fds0, "fds_end": fds1}
     missing = set(traffic.ids) - found
-    growth = max((w["rss_growth_pct"] for w in workers.values()), default=None)
+    growth = max((w["rss_growth_pct"] for w in processes.values()), default=None)
     goals = {
         "memory growth under 10%": growth is not None and growth < 10,
         "no file-descriptor leak": all(w["fds_end"] <= w["fds_after_warmup"] + FD_SLACK
-                                       for w in workers.values()),
-        "no worker restarted": set(base) == set(settled[1]) and len(workers) == len(base),
+                                       for w in processes.values()),
+        "no process restarted": set(base) == set(settled[1]) and len(processes) == len(base),
         "every request recorded": not missing and len(found) == traffic.sent,
         "every request answered": not traffic.failures,
     }
@@ -226,7 +233,7 @@ def summarize(traffic, samples, settled, found, started, warmup, seconds, settin
             "rows_recorded": len(found), "missing_rows": len(missing),
             "outcomes": dict(sorted(traffic.outcomes.items())),
             "failures": traffic.failures[:20], "failure_count": len(traffic.failures),
-            "workers": workers, "max_rss_growth_pct": growth,
+            "processes": processes, "max_rss_growth_pct": growth,
             "median_rss_mib": round(statistics.median(
                 [rss for f in after for rss, _ in f.values()]) / 2**20, 1) if after else None,
             "goals": goals, "passed": all(goals.values())}
@@ -241,6 +248,8 @@ def main(argv=None):
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
+    # Stopped early (SIGTERM): unwind, so that the proxy and the upstream are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(args.minutes * 60, args.rate, args.clients, args.workers, args.database,
                  log=lambda line: print(line, flush=True))
     text = json.dumps(result, indent=2)

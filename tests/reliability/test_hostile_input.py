@@ -141,6 +141,7 @@ def test_percent_encoded_crlf_in_the_path_injects_no_header(proxy, upstream):
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(method=st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"XYZ"]),
        path=st.binary(max_size=40).map(lambda b: b"/v1/" + bytes(c for c in b if 0x21 <= c < 0x7F)),
