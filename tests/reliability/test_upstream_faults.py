@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.proxy.conftest import free_port
-from tests.proxy.rows import row_for
+from tests.proxy.rows import fetch_rows, row_for, wait_for_rows
 from tests.proxy_server import running_proxy
 
 from .scripted_upstream import ScriptedUpstream
@@ -81,12 +81,15 @@ def test_an_error_event_mid_stream_reaches_the_client_and_the_row(proxy):
 
 
 def test_a_reset_mid_stream_cuts_the_client_and_is_recorded_with_its_usage(proxy):
+    # Events 50 ms apart, so that the first ones reach the client before the reset.
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
-    conn.request("POST", "/v1/messages", message_body(stream=True),
-                 {"content-type": "application/json", "x-fake-scenario": "midstream-reset"})
+    conn.request("POST", "/v1/messages", message_body(stream=True), {
+        "content-type": "application/json", "x-fake-scenario": "midstream-reset,slow-stream",
+        "x-fake-delay-ms": "50"})
     response = conn.getresponse()
     request_id = response.getheader("x-nexus-request-id")
     assert response.status == 200
+    assert response.read1(65536).startswith(b"event: message_start")
     with pytest.raises((http.client.IncompleteRead, ConnectionError)):
         response.read()  # the client sees the cut: no clean end of the chunked body
     conn.close()
@@ -94,6 +97,29 @@ def test_a_reset_mid_stream_cuts_the_client_and_is_recorded_with_its_usage(proxy
     assert row["error"].startswith("upstream connection lost")
     assert row["stream"] and row["input_tokens"] > 0
     assert proxy.get("/health")[0] == 200
+
+
+def test_a_reset_before_the_first_event_never_looks_like_a_complete_answer(proxy):
+    # The reset can beat the proxy's first read (the kernel drops unread data on RST):
+    # the client then gets a 502 or a connection closed without a complete answer.
+    before = len(fetch_rows(proxy.db_url))
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    conn.request("POST", "/v1/messages", message_body(stream=True), {
+        "content-type": "application/json", "x-fake-scenario": "midstream-reset",
+        "x-fake-fail-after": "0"})
+    try:
+        response = conn.getresponse()
+        if response.status == 502:
+            assert anthropic_error(response.read())["type"] == "api_error"
+        else:
+            with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+                response.read()
+    except ConnectionError:
+        pass  # closed before the status line: the client's SDK reports a connection error
+    finally:
+        conn.close()
+    rows = wait_for_rows(proxy.db_url, before + 1)
+    assert rows[-1]["error"] and proxy.get("/health")[0] == 200
 
 
 def test_a_trickling_stream_arrives_whole_and_is_recorded_exactly(proxy, upstream):
