@@ -9,16 +9,17 @@ RECORDING_ON = ("proxy-sqlite", "proxy-postgresql")
 # Hand-written reasons, shown beside a target only while it is missed; they are
 # the findings of docs/performance.md ("Why a target is missed"), kept short.
 WHY = {
-    "added_p50": "the recording writer runs in the worker and holds the GIL while requests wait "
-                 "(peewee SQL building, linking); with recording off the proxy is near the bare relay",
-    "added_p99": "GIL waits behind the writer thread (up to the 5 ms switch interval) plus scheduler "
-                 "noise of a shared 2-core machine",
-    "saturation": "the writer costs 0.5-0.9 ms of the worker's CPU per row; recording off reaches "
-                  "most of the relay's rate",
+    "added_p50": "see 'Why a target is missed' in docs/performance.md",
+    "added_p99": "p99 at concurrency 1 carries this shared machine's scheduling noise (the relay's "
+                 "own added p99 ranged from 0.3 to 8.7 ms across runs) and hand-offs of the GIL to "
+                 "the worker's OS threads",
+    "saturation": "with recording off the proxy already reaches only about 60 % of the relay: its "
+                  "own work per request (the JSON log line, gunicorn's access-log atoms, building "
+                  "the record) costs about 0.15 ms of CPU over the relay's 0.27 ms",
     "ttfb_p50": "even the bare relay adds 0.6-1 ms to a stream's first byte here (its request "
-                "path lands on the first byte); the proxy adds 0.3-0.5 ms over the relay",
-    "rss_open": "open streams hold their captured response bytes",
-    "recording_cost": "the writer shares the worker's GIL: its CPU per row lands on request latency",
+                "path lands on the first byte); the proxy adds 0.2-0.6 ms over the relay",
+    "rss_open": "see 'Why a target is missed' in docs/performance.md",
+    "recording_cost": "see 'Why a target is missed' in docs/performance.md",
 }
 
 
@@ -32,6 +33,20 @@ def _get(run, *keys):
             return None
         run = run.get(key)
     return run
+
+
+def _max_of(runs, name, *keys):
+    values = [_get(r, *keys) for r in runs if r["target"] == name]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def _stored_share(runs, name):
+    """Rows that reached the database per request answered (1.0: every request recorded)."""
+    pairs = [(_get(r, "stored", "rows"), _get(r, "stored", "expected")) for r in runs
+             if r["target"] == name and r.get("stored")]
+    expected = sum(e or 0 for _, e in pairs)
+    return sum(s or 0 for s, _ in pairs) / expected if expected else None
 
 
 def per_target(runs):
@@ -74,7 +89,13 @@ def per_target(runs):
             "rss_open_mb": at("open_streams", "rss_mb"),
             "open_ok": at("open_streams", "ok"),
             "rss_1mb_mb": at("body_1mb", "rss_mb"),
+            "helper_rss_1mb_mb": at("body_1mb", "helper_rss_mb"),
+            "helper_cpu_1mb_ms": at("body_1mb", "helper_cpu_ms_per_request"),
             "open_wanted": at("open_streams", "connections"),
+            "stored_rows_per_s": _max_of(runs, name, "stored", "rows_per_s"),
+            "unwritten_at_end": _max_of(runs, name, "stored", "unwritten_at_end"),
+            "drain_s": _max_of(runs, name, "stored", "drain_s"),
+            "stored_share": _stored_share(runs, name),
             "writer_rows_per_s": max((w["rows_per_s"] for w in writers if w.get("rows_per_s")),
                                      default=None),
             "backlog_max": max((w["backlog_max"] for w in writers if w.get("backlog_max") is not None),

@@ -78,5 +78,30 @@ def start(name, upstream, workdir, pg_admin_dsn=PG_ADMIN_DSN, pg_url=PG_URL):
             server = servers.proxy(workdir, upstream.url, db_url, storage=recording != "off",
                                    name=base, **env)
         stack.enter_context(server)
-        yield Target(name, server.port, server.worker_pid(), recording=recording,
-                     has_metrics=recording is not None, notes={"log": str(server.log_path)})
+        count_rows = None
+        if recording not in (None, "off"):
+            count_rows = stack.enter_context(_row_counter(db_url))
+        target = Target(name, server.port, server.worker_pid(), recording=recording,
+                        has_metrics=recording is not None, count_rows=count_rows,
+                        notes={"log": str(server.log_path)})
+        yield target
+
+
+@contextlib.contextmanager
+def _row_counter(db_url):
+    """A function counting the recorded rows, on a connection of its own."""
+    from common.db import open_database
+
+    database = open_database(db_url, pool_size=1)
+
+    def count_rows():
+        try:
+            return database.execute_sql("SELECT COUNT(*) FROM api_requests").fetchone()[0]
+        except Exception:  # not migrated yet, or busy: no rows seen this time
+            database.close()
+            return 0
+
+    try:
+        yield count_rows
+    finally:
+        database.close()

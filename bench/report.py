@@ -29,8 +29,14 @@ ROWS = (  # (figure key, label, format)
     ("rss_open_mb", "**RSS, open streams held (MB)**", "{:.1f}"),
     ("open_ok", "streams opened and completed", "{:,}"),
     ("rss_1mb_mb", "RSS after the 1 MB body scenario (MB)", "{:.1f}"),
-    ("writer_rows_per_s", "writer rows/s (peak)", "{:,.0f}"),
-    ("backlog_max", "writer backlog max (records)", "{:,.0f}"),
+    ("helper_rss_1mb_mb", "writer process RSS after the 1 MB body scenario (MB)", "{:.1f}"),
+    ("helper_cpu_1mb_ms", "writer process CPU per 1 MB request (ms)", "{:.2f}"),
+    ("stored_rows_per_s", "rows stored per s, load start to last row (peak, database)", "{:,.0f}"),
+    ("stored_share", "rows stored per request answered", "{:.3f}"),
+    ("unwritten_at_end", "records not yet stored when the load ended (max, database)", "{:,.0f}"),
+    ("drain_s", "seconds until the last row landed after the load (max)", "{:.2f}"),
+    ("writer_rows_per_s", "writer rows/s (peak, /metrics)", "{:,.0f}"),
+    ("backlog_max", "recorder queue max (records, /metrics)", "{:,.0f}"),
     ("errors", "errors (all scenarios)", "{:,}"),
 )
 

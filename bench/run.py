@@ -78,6 +78,8 @@ def start_targets(stack, names, upstream, workdir, files, settings):
         try:
             target = stack.enter_context(lineup.start(name, upstream, workdir))
             scenarios.warm_up(target, files, settings)
+            if target.count_rows:  # the warm-up's rows land before any scenario counts
+                scenarios.settle(target.count_rows, settings.drain_timeout, quiet=1.0)
             started[name] = target
         except Exception as exc:  # a target that fails is reported, the others still run
             _log(f"  {name}: FAILED to start: {exc}")

@@ -38,6 +38,7 @@ class Target:
     worker_pid: int
     recording: str | None = None   # None for baselines; "off", "sqlite" or "postgresql"
     has_metrics: bool = False
+    count_rows: object = None       # () -> rows in api_requests, for recording targets
     notes: dict = field(default_factory=dict)
 
     @property
@@ -82,16 +83,47 @@ def _helpers_cpu(target):
     return found
 
 
+def settle(count_rows, timeout, expected=None, quiet=6.0):
+    """(rows, monotonic time of the last new row) once `expected` rows are there, or no
+    row arrived for `quiet` seconds (a writer commits a batch of 1 MB records at once)."""
+    started = time.monotonic()
+    rows, changed = count_rows(), started
+    while (expected is None or rows < expected) and time.monotonic() - changed < quiet \
+            and time.monotonic() - started < timeout:
+        time.sleep(0.1)
+        now_rows = count_rows()
+        if now_rows != rows:
+            rows, changed = now_rows, time.monotonic()
+    return rows, changed
+
+
+def _stored(target, rows_before, started, ended, requests, settings):
+    """What reached the database: rows/s from the load's start to the last row, the
+    records still unwritten when the load ended, and how long they took to land."""
+    rows_at_end = target.count_rows()
+    rows, last = settle(target.count_rows, settings.drain_timeout, rows_before + requests)
+    stored = rows - rows_before
+    return {"rows": stored, "expected": requests,
+            "rows_per_s": stored / (last - started) if last > started else None,
+            "unwritten_at_end": max(0, stored - (rows_at_end - rows_before)),
+            "drain_s": max(0.0, last - ended)}
+
+
 def _measured(target, load, settings):
     helpers_before = _helpers_cpu(target)
     cpu_before = procs.cpu_seconds(target.worker_pid)
+    rows_before = target.count_rows() if target.count_rows else None
     sampler = metrics.Sampler(target.port) if target.has_metrics else None
     started = time.monotonic()
     if sampler:
         sampler.__enter__()
     try:
         result = load()
-        elapsed = time.monotonic() - started
+        ended = time.monotonic()
+        elapsed = ended - started
+        if target.count_rows:
+            result["stored"] = _stored(target, rows_before, started, ended,
+                                       result.get("requests") or 0, settings)
         if sampler:
             result["drain_s"] = _drain(target.port, settings.drain_timeout)
     finally:
@@ -195,6 +227,10 @@ def merge_rounds(rounds):
     if "helper_cpu_s" in merged:
         merged["helper_cpu_ms_per_request"] = merged["helper_cpu_s"] * 1000 / count if count else None
         merged["helper_rss_mb"] = max(r.get("helper_rss_mb") or 0 for r in rounds)
+    stores = [r["stored"] for r in rounds if r.get("stored")]
+    if stores:
+        merged["stored"] = {k: (sum(x[k] or 0 for x in stores) if k in ("rows", "expected")
+                                else _max([x.get(k) for x in stores])) for k in stores[0]}
     writers = [r["writer"] for r in rounds if r.get("writer")]
     if writers:
         merged["writer"] = {k: _max([w.get(k) for w in writers]) for k in writers[0]}
