@@ -274,6 +274,7 @@ def test_client_disconnect_closes_the_upstream_stream_and_records_a_cancelled_ro
         assert response.read1(65536).startswith(b"event: message_start")
         assert established_to(upstream.port) >= 1
         conn.sock.shutdown(socket.SHUT_RDWR)
+        response.close()
         conn.close()
         closed_at = time.monotonic()
         while established_to(upstream.port) and time.monotonic() - closed_at < 3:
