@@ -11,7 +11,7 @@ RECORDING_ON = ("proxy-sqlite", "proxy-postgresql")
 WHY = {
     "added_p50": "see 'Why a target is missed' in docs/performance.md",
     "added_p99": "p99 at concurrency 1 carries this shared machine's scheduling noise (the relay's "
-                 "own added p99 ranged from 0.3 to 8.7 ms across runs) and hand-offs of the GIL to "
+                 "own added p99 ranged from under 1 ms to 8.7 ms across runs) and hand-offs of the GIL to "
                  "the worker's OS threads",
     "saturation": "with recording off the proxy already reaches only about 60 % of the relay: its "
                   "own work per request (the JSON log line, gunicorn's access-log atoms, building "

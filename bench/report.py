@@ -112,7 +112,7 @@ def section(results, chart_name="performance.png", results_name=None):
            if results.get("load_average") else ""),
         "### Targets of the issue\n\n" + goals_table(goals),
         "### Figures per target\n\nAdded = this target's figure minus the straight run's "
-        "(the same stand-in, no proxy), measured minutes apart in the same run.\n\n"
+        "(the same stand-in, no proxy), measured in the same rounds, seconds apart.\n\n"
         + figures_table(per_target),
         f"![added latency, throughput, TTFB and memory per target]({chart_name})",
         "<details><summary>Every scenario, raw</summary>\n\n" + scenarios_table(results["runs"])
