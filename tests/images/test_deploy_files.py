@@ -120,7 +120,8 @@ def test_kubernetes_workloads_run_as_uid_10001_with_probes():
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
     proxy = pod_spec(objects[("Deployment", "claude-nexus-proxy")])["containers"][0]
-    assert proxy["readinessProbe"]["httpGet"]["path"] == "/ready"
+    # Not /ready: a database outage must not take every replica out of rotation.
+    assert proxy["readinessProbe"]["httpGet"]["path"] == "/health"
     assert proxy["livenessProbe"]["httpGet"]["path"] == "/health"
     job = pod_spec(objects[("Job", "claude-nexus-migrate")])["containers"][0]
     assert job["command"] == ["nexus", "migrate"]
