@@ -118,8 +118,16 @@ class Proxy:
         x.overhead_ms += (time.perf_counter() - received) * 1000
         out.append(("x-nexus-request-id", x.request_id))
         out.append(("x-nexus-overhead-ms", f"{x.overhead_ms:.3f}"))
+        body = Relay(self, x, response, environ.get("gunicorn.socket"))
+        # The status line leaves with the first body write, so read the first chunk
+        # before choosing it: an upstream that fails before any body byte gets a
+        # 502/504 the client can read, not a connection closed with no answer.
+        failure = body.read_first()
+        if failure is not None:
+            body.discard()
+            return self.refuse(x, start_response, failure, environ)
         start_response(f"{response.status} {response.reason or REASONS.get(response.status, '')}", out)
-        return Relay(self, x, response, environ.get("gunicorn.socket"))
+        return body
 
     def read_body(self, environ):
         """The request body, refusing (413) past NEXUS_MAX_BODY_BYTES without reading it all."""
@@ -154,7 +162,7 @@ class Proxy:
     def refuse(self, x, start_response, refusal, environ):
         """Answer a refused or failed request in Anthropic's shape; it is recorded too."""
         body = error_body(refusal.error_type, refusal.message)
-        x.status, x.error = refusal.status, refusal.message
+        x.status, x.error = refusal.status, refusal.error or refusal.message
         x.chunks, x.captured = [body], len(body)
         headers = [*JSON_HEADERS, ("content-length", str(len(body))), *refusal.headers,
                    ("x-nexus-request-id", x.request_id)]
@@ -205,19 +213,55 @@ class Proxy:
 class Relay:
     """The response body iterator: each upstream chunk as it arrives; close() ends it."""
 
-    __slots__ = ("proxy", "x", "response", "done", "cancelled", "closed", "watcher", "sock")
+    __slots__ = ("proxy", "x", "response", "done", "cancelled", "closed", "watcher", "sock",
+                 "first")
 
     def __init__(self, proxy, x, response, sock):
         self.proxy, self.x, self.response, self.sock = proxy, x, response, sock
         self.done = self.cancelled = self.closed = False
+        self.first = None
         # Only streams wait long between chunks; a disconnect must end them at once.
         self.watcher = watch_disconnect(sock, self) if sock is not None and x.stream else None
+
+    def read_first(self):
+        """Read the first chunk ahead; a Refusal if the upstream failed before any byte."""
+        try:
+            chunk = self.response.read1(CHUNK)
+        except Exception as exc:
+            if self.cancelled:
+                return None  # the client left first: close() records that
+            lost = f"upstream connection lost before the first byte: {type(exc).__name__}"
+            event(log, "upstream connection lost before the first byte", logging.WARNING,
+                  request_id=self.x.request_id, reason=type(exc).__name__)
+            if "timeout" in type(exc).__name__.lower():
+                return Refusal(504, "timeout_error", "The upstream API did not answer in time.",
+                               error=lost)
+            return Refusal(502, "api_error",
+                           "The upstream API closed the connection before sending a body.",
+                           error=lost)
+        if not chunk:
+            self.done = not self.cancelled
+        else:
+            self.first = self._keep(chunk)
+        return None
+
+    def discard(self):
+        """Drop a response that failed before its first byte (the caller answers instead)."""
+        self.closed = True
+        if self.watcher is not None:
+            self.watcher.kill(block=False)
+        self.response.close()
+        self.response.release_conn()
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self.cancelled:
+        first = self.first
+        if first is not None:
+            self.first = None
+            return first
+        if self.cancelled or self.done:
             raise StopIteration
         try:
             chunk = self.response.read1(CHUNK)
@@ -230,6 +274,9 @@ class Relay:
         if not chunk:
             self.done = not self.cancelled
             raise StopIteration
+        return self._keep(chunk)
+
+    def _keep(self, chunk):
         x = self.x
         if x.first_byte is None:
             x.first_byte = time.perf_counter()

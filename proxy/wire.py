@@ -23,10 +23,11 @@ _WS = b" \t\r\n"
 class Refusal(Exception):
     """A request the proxy answers itself, in Anthropic's error shape."""
 
-    def __init__(self, status, error_type, message, headers=()):
+    def __init__(self, status, error_type, message, headers=(), error=None):
         super().__init__(message)
         self.status, self.error_type, self.message = status, error_type, message
         self.headers = tuple(headers)
+        self.error = error  # what the record's error says, when not the client's message
         self.close_after = False
 
 

@@ -13,6 +13,8 @@ Request headers that steer it (all optional):
   hang-before-headers (once).
 - `x-fake-events`: text deltas in a stream (the text grows to fit), default 3.
 - `x-fake-fail-after`: SSE events sent before a mid-stream fault, default 4.
+- `x-fake-reset-delay-ms`: a pause before a midstream-reset's reset, default 0 (with
+  fail-after 0, a pause lets the headers reach the client before the reset).
 - `x-fake-delta-usage`: `output` (default: message_delta carries output_tokens only) or
   `full` (it repeats every count, as the API now does).
 - `x-fake-retry-after`: the retry-after of a 429 or 529, default 1.
@@ -223,6 +225,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _reset(self):
         """Abort the connection with a TCP RST: SO_LINGER 0, then close."""
+        time.sleep(self._opt("x-fake-reset-delay-ms", 0) / 1000)
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self._finish("reset")
         # The buffered files keep the socket open, so close its descriptor directly.

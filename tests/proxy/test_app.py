@@ -247,6 +247,23 @@ def test_upstream_timeout_before_headers_is_504(proxy):
     assert row["response_status"] == 504 and row["error"]
 
 
+def test_a_reset_after_the_headers_before_any_body_byte_is_a_502_the_client_reads(proxy):
+    # The upstream sends its 200 headers, waits, then resets before any body byte:
+    # nothing has reached the client, so it gets Anthropic's 502 rather than a cut.
+    status, headers, body = raw_request(
+        proxy.port, "POST", "/v1/messages",
+        json.dumps({"model": MODEL, "max_tokens": 5, "stream": True,
+                    "messages": PROMPT}).encode(),
+        [("Content-Type", "application/json"), ("x-fake-scenario", "midstream-reset"),
+         ("x-fake-fail-after", "0"), ("x-fake-reset-delay-ms", "100")])
+    assert status == 502
+    assert json.loads(body)["error"]["type"] == "api_error"
+    row = row_for(proxy.db_url, headers["x-nexus-request-id"])
+    assert row["response_status"] == 502
+    assert row["error"].startswith("upstream connection lost before the first byte")
+    assert proxy.get("/health")[0] == 200
+
+
 def test_unreachable_upstream_is_502_and_recorded(tmp_path):
     env = {"CLAUDE_API_BASE_URL": f"http://127.0.0.1:{free_port()}",
            "DATABASE_URL": f"sqlite:///{tmp_path}/nexus.db"}
