@@ -5,31 +5,40 @@ a handler that writes each record as JSON to stderr. Fields of an event go in
 `extra={"fields": {...}}`, or use `event()`, which does that for you. Secrets
 never belong in fields: pass ids and hashes, never keys or tokens.
 """
-import datetime
 import json
 import logging
 import sys
+import time
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO,
-          "warning": logging.WARNING, "error": logging.ERROR}
+          "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
+# One encoder for every line: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
+_second = [None, ""]  # the last whole second formatted, and its text
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+def _now(now=None):
+    """UTC time as ISO 8601 with milliseconds, e.g. 2026-11-26T08:36:01.123+00:00."""
+    now = time.time() if now is None else now
+    whole = int(now)
+    if whole != _second[0]:  # strftime once a second, not once a line
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second[0] = whole
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
     """Format a LogRecord as one line of JSON: time, level, logger, event, fields."""
 
     def format(self, record):
-        line = {"time": _now(), "level": record.levelname.lower(),
+        line = {"time": _now(record.created), "level": record.levelname.lower(),
                 "logger": record.name, "pid": record.process, "event": record.getMessage()}
         fields = getattr(record, "fields", None)
         if fields:
             line.update(fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _encode(line)
 
 
 def configure(level="info", stream=None):
@@ -42,6 +51,20 @@ def configure(level="info", stream=None):
     root.addHandler(handler)
     root.setLevel(LEVELS.get(level, logging.INFO))
     return handler
+
+
+def skip_unused_record_fields():
+    """Don't compute what no JSON line shows: the caller's file and line, thread names.
+
+    For a server's processes (the proxy calls it); it changes the `logging` module's
+    globals, so a process whose other log formats name the caller should not.
+
+    Finding the caller walks the stack on every record; it is the costliest part of a
+    LogRecord (the logging HOWTO's "Optimization" section documents these switches).
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
 
 
 def use_locks(make_lock):
@@ -64,19 +87,3 @@ def event(logger, name, level=logging.INFO, **fields):
     """Log the event `name` with `fields` as JSON keys (skipped cheaply when disabled)."""
     if logger.isEnabledFor(level):
         logger.log(level, name, extra={"fields": fields})
-
-
-def gunicorn_logconfig(level="info"):
-    """A logging dictConfig that makes gunicorn's own logs JSON lines too."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stderr"}},
-        "root": {"level": level.upper(), "handlers": ["stderr"]},
-        "loggers": {
-            "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
-            "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
-        },
-    }

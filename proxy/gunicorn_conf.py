@@ -5,6 +5,8 @@ gunicorn itself reads them; this file sets only what the proxy needs: the
 gevent worker, the address from HOST/PORT, JSON logs, and the hooks that start
 and flush the recorder and share metrics between workers.
 """
+from gunicorn.glogging import Logger
+
 from common import config as nexus_config
 from common import logs
 
@@ -18,8 +20,31 @@ worker_connections = 2000
 # requests this long to finish, then flushes its records.
 graceful_timeout = 30
 keepalive = 5
-accesslog = None  # the proxy logs one JSON line per request itself
-logconfig_dict = logs.gunicorn_logconfig(_config.log_level)
+# The proxy logs one JSON line per request itself. gunicorn's access log stays off
+# unless asked for (GUNICORN_CMD_ARGS="--access-logfile -"); and no logconfig_dict:
+# with one set, gunicorn builds every request's access-log atoms and throws them away.
+accesslog = None
+loglevel = _config.log_level
+
+
+class JsonLogger(Logger):
+    """gunicorn's logger, with JSON lines for its error log and for every other logger.
+
+    It keeps gunicorn's rule that the access log is on only with `--access-logfile`;
+    the levels follow `loglevel` (NEXUS_LOG_LEVEL, or gunicorn's --log-level).
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        # In the master before the fork (and again on a reload): workers inherit it.
+        logs.configure(cfg.loglevel.lower())
+        logs.skip_unused_record_fields()
+        formatter = logs.JsonFormatter()
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+
+
+logger_class = JsonLogger
 # gunicorn 25+ opens a control socket in $HOME by default: several proxies (or the
 # dashboard) on one machine would fight over it, and containers may not have $HOME.
 control_socket_disable = True
