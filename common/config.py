@@ -85,8 +85,9 @@ SETTINGS = (
     _s("NEXUS_UPSTREAM_RETRIES", "upstream_retries", "0", int,
        "Retries for 529/overloaded and connection errors before any byte reached the "
        "client; 0 disables."),
-    _s("NEXUS_POOL_SIZE", "pool_size", "100", int,
-       "Upstream keep-alive connections kept per worker."),
+    _s("NEXUS_POOL_SIZE", "pool_size", "0", int,
+       "Upstream keep-alive connections kept per worker; 0: as many as the worker's "
+       "connections (gunicorn's worker_connections, 2000)."),
     _s("NEXUS_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"),
        "Log level of the JSON logs."),
     _s("SLACK_WEBHOOK_URL", "slack_webhook_url", None, _optional,

@@ -67,7 +67,7 @@ def post_worker_init(worker):
     make_psycopg2_cooperative()
     from gevent.monkey import get_original
     logs.use_locks(get_original("_thread", "RLock"))  # the writer thread logs too
-    wsgi.app.load()
+    wsgi.app.load(connections=worker.cfg.worker_connections)
 
 
 def worker_exit(server, worker):

@@ -23,6 +23,7 @@ log = logging.getLogger("nexus.upstream")
 RETRY_STATUSES = frozenset({529})
 MAX_RETRY_WAIT_S = 10.0  # a longer retry-after goes to the client, who may wait itself
 BACKOFF_S = 0.25
+DEFAULT_CONNECTIONS = 2000  # gunicorn_conf's worker_connections, when not told
 
 
 class UpstreamError(Exception):
@@ -44,20 +45,33 @@ def retry_after_seconds(value):
     return seconds if seconds >= 0 else None
 
 
+def pool_size(config, connections=None):
+    """Keep-alive connections to keep: NEXUS_POOL_SIZE, else one per client connection.
+
+    A worker serves up to `connections` requests at once (gunicorn's worker_connections);
+    a smaller pool would close and reopen upstream connections past its size.
+    """
+    if config.pool_size > 0:
+        return config.pool_size
+    return connections or DEFAULT_CONNECTIONS
+
+
 class Upstream:
     """A keep-alive connection pool to CLAUDE_API_BASE_URL."""
 
-    def __init__(self, config, sleep=time.sleep):
+    def __init__(self, config, sleep=time.sleep, connections=None):
         parts = urlsplit(config.upstream_url)
         self.base_path = parts.path.rstrip("/")
         self.retries = max(0, config.upstream_retries)
         self.sleep = sleep
         timeout = urllib3.Timeout(connect=config.connect_timeout_ms / 1000,
                                   read=config.upstream_timeout_ms / 1000)
-        manager = urllib3.PoolManager(num_pools=1, maxsize=config.pool_size, block=False,
+        self.pool_size = pool_size(config, connections)
+        manager = urllib3.PoolManager(num_pools=1, maxsize=self.pool_size, block=False,
                                       retries=False, timeout=timeout)
-        # Past NEXUS_POOL_SIZE concurrent calls urllib3 opens extra connections and logs a
-        # warning for each one it does not keep: expected under load, not worth a line.
+        # Past the pool's size urllib3 opens extra connections, closes each one it cannot
+        # keep and logs a warning for it: with NEXUS_POOL_SIZE set below the worker's
+        # connections that is expected under load, and not worth a line per request.
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         # One host: keep its pool rather than look it up on every call.
         self.pool = manager.connection_from_url(f"{parts.scheme}://{parts.netloc}/")

@@ -8,8 +8,12 @@ wired together from the configuration.
 from common import config as nexus_config
 
 
-def create_app(config=None, authenticator=None, notifier=None, writer_process=True):
+def create_app(config=None, authenticator=None, notifier=None, writer_process=True,
+               connections=None):
     """Build the proxy (not yet started) from `config` (default: the environment).
+
+    `connections` is how many requests the worker serves at once (it sizes the
+    upstream pool unless NEXUS_POOL_SIZE does).
 
     With `writer_process`, records are saved by a process of their own (proxy/writer.py)
     so that their Python work does not share the worker's GIL; else by a thread here.
@@ -38,7 +42,8 @@ def create_app(config=None, authenticator=None, notifier=None, writer_process=Tr
         recorder = Recorder(
             config, save=lambda batch: store.save_records(database, batch, prices, config),
             database=database, metrics=metrics, prepare=lambda: migrate(database))
-    return Proxy(config, Upstream(config), authenticator or Authenticator(config), recorder,
+    upstream = Upstream(config, connections=connections)
+    return Proxy(config, upstream, authenticator or Authenticator(config), recorder,
                  notifier or Notifier(config), metrics, ping=lambda: ping(database))
 
 
@@ -59,10 +64,11 @@ class LazyApp:
         self.factory = factory
         self.proxy = None
 
-    def load(self):
-        """Build and start the proxy once (in the worker, after the fork)."""
+    def load(self, **options):
+        """Build and start the proxy once (in the worker, after the fork); `options` go to
+        the factory."""
         if self.proxy is None:
-            proxy = self.factory()
+            proxy = self.factory(**options)
             proxy.recorder.start()
             self.proxy = proxy
         return self.proxy

@@ -10,7 +10,7 @@ import pytest
 
 from common import config as nexus_config
 from proxy.upstream import MAX_RETRY_WAIT_S, Upstream, UpstreamError, retry_after_seconds
-from tests.proxy.conftest import free_port
+from tests.proxy.conftest import established_to, free_port
 from tests.proxy_server import running_proxy
 
 
@@ -133,3 +133,38 @@ def test_a_compressed_body_reaches_the_client_byte_for_byte(tmp_path):
             conn.close()
     assert response.getheader("content-encoding") == "gzip"
     assert body == payload
+
+
+def test_the_pool_keeps_one_connection_per_client_connection_unless_sized():
+    from proxy.upstream import pool_size
+    unset = nexus_config.load({})
+    assert pool_size(unset, connections=2000) == 2000
+    assert pool_size(nexus_config.load({"NEXUS_POOL_SIZE": "50"}), connections=2000) == 50
+
+
+def test_150_concurrent_requests_keep_their_upstream_connections_for_the_next_ones(tmp_path, upstream):
+    # With a pool smaller than the concurrency, urllib3 closed the connections past its
+    # size after each request (and warned for each); a second wave had to reopen them.
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": f"sqlite:///{tmp_path}/n.db",
+           "STORAGE_ENABLED": "false"}
+    with running_proxy(env, cwd=str(tmp_path)) as proxy:
+        def wave():
+            statuses = []
+
+            def one():
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
+                conn.request("GET", "/v1/models", headers={
+                    "x-fake-scenario": "hang-before-headers", "x-fake-delay-ms": "400"})
+                statuses.append(conn.getresponse().status)
+                conn.close()
+            threads = [threading.Thread(target=one) for _ in range(150)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            return statuses
+
+        assert wave() == [200] * 150
+        assert established_to(upstream.port) >= 140  # all kept, idle, for the next requests
+        log = "\n".join(proxy.log_lines())
+        assert "pool is full" not in log.lower()
