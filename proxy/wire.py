@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 from common.redact import redact_headers
 
-FULL_JSON_CHECK_BYTES = 256 * 1024  # bigger bodies get a structural check (docs/adr/0032)
+FULL_JSON_CHECK_BYTES = 16 * 1024  # bigger bodies get a structural check (docs/adr/0032)
 JSON_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens",
                         "/v1/messages/batches", "/v1/complete"})
 REQUEST_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
