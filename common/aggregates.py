@@ -9,6 +9,7 @@ import datetime
 
 import peewee as pw
 
+from . import bulk
 from .models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
 
 KEY = ("hour", "domain", "model", "request_type", "account_id")
@@ -52,9 +53,9 @@ def increments(row):
     return key, inc
 
 
-def add(rows):
+def add(rows, database=None):
     """Add rows (dicts) to their hours: one upsert per touched key (hour, domain, model,
-    type, account)."""
+    type, account), in statements of up to 100 keys."""
     totals = {}
     for row in rows:
         key, inc = increments(row)
@@ -63,15 +64,9 @@ def add(rows):
                 totals[key][name] += value
         else:
             totals[key] = inc
-    if not totals:
-        return
     values = [dict(zip(KEY, key), **inc) for key, inc in totals.items()]
-    update = {getattr(HourlyUsage, c): getattr(HourlyUsage, c) + getattr(pw.EXCLUDED, c)
-              for c in SUM_COLUMNS}
-    target = [getattr(HourlyUsage, c) for c in KEY]
-    for start in range(0, len(values), 100):
-        (HourlyUsage.insert_many(values[start:start + 100])
-         .on_conflict(conflict_target=target, update=update).execute())
+    bulk.insert(database or HourlyUsage._meta.database, HourlyUsage, values,
+                upsert=(KEY, SUM_COLUMNS), chunk=100)
 
 
 def _hour_expression(database):

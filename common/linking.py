@@ -7,6 +7,8 @@ docs/conversations.md.
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 
 # --- sessions ---------------------------------------------------------------
 
@@ -97,6 +99,25 @@ def _tool_id(block):
     return None
 
 
+def _normal_message(message, seen):
+    """One message in canonical form (None when the hash skips it); adds its tool ids to `seen`."""
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        return None
+    blocks = []
+    for block in _blocks(message.get("content")):
+        if block.get("type") in _DROPPED_BLOCKS:
+            continue
+        tool_id = _tool_id(block)
+        if tool_id and tool_id[1]:
+            if tool_id in seen:
+                continue
+            seen.add(tool_id)
+        normal = _normal_block(block)
+        if normal:
+            blocks.append(normal)
+    return {"role": message["role"], "content": blocks}
+
+
 def normalise_messages(messages):
     """User and assistant messages in a canonical form that survives re-sending.
 
@@ -104,36 +125,99 @@ def normalise_messages(messages):
     call or result whose id was already seen earlier in the list is removed, so
     that Claude Code re-sending a tool result does not change the hash.
     """
-    seen, out = set(), []
-    for message in messages or []:
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            continue
-        blocks = []
-        for block in _blocks(message.get("content")):
-            if block.get("type") in _DROPPED_BLOCKS:
-                continue
-            tool_id = _tool_id(block)
-            if tool_id and tool_id[1]:
-                if tool_id in seen:
-                    continue
-                seen.add(tool_id)
-            normal = _normal_block(block)
-            if normal:
-                blocks.append(normal)
-        out.append({"role": message["role"], "content": blocks})
-    return out
+    seen = set()
+    return [n for n in (_normal_message(m, seen) for m in messages or []) if n is not None]
 
 
 def _canonical(value):
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def prefix_hashes(messages):
-    """hashes[k] is the hash of the first k normalised messages (hashes[0] is None)."""
+class MessageCache:
+    """What each message adds to the hash, by the message's raw JSON text; bounded in bytes.
+
+    Claude Code re-sends the whole history on every turn, so the recorder meets the
+    same messages again and again. The raw text is the key because it is exactly what
+    was parsed: equal text, equal message, equal canonical form. An entry holds the
+    canonical line (None for a message the hash skips) and the tool ids the message
+    carries, normalised as if no tool id had been seen before it.
+    """
+
+    def __init__(self, max_bytes=64 * 2**20):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()  # the proxy's in-process recorder and tests use threads
+
+    def get_many(self, raws):
+        """The entry of each text in `raws` (None when absent); hits become the most recent."""
+        with self._lock:
+            entries = [self._entries.get(raw) for raw in raws]
+            for raw, entry in zip(raws, entries):
+                if entry is not None:
+                    self._entries.move_to_end(raw)
+            return entries
+
+    def put_many(self, items):
+        """Remember (raw, entry) pairs, dropping the least recently used past the bound."""
+        with self._lock:
+            for raw, entry in items:
+                cost = len(raw) + len(entry[0] or b"") + 100
+                if cost > self.max_bytes or raw in self._entries:
+                    continue
+                self._entries[raw] = entry
+                self.size += cost
+            while self.size > self.max_bytes:
+                old, (line, _) = self._entries.popitem(last=False)
+                self.size -= len(old) + len(line or b"") + 100
+
+    def __len__(self):
+        return len(self._entries)
+
+
+def _entry(message):
+    """A cache entry: the message's line as if no tool id came before it, and its tool ids."""
+    own = set()
+    normal = _normal_message(message, own)
+    return (None if normal is None else _canonical(normal) + b"\n", frozenset(own))
+
+
+def _lines(messages, raw, cache):
+    """The bytes each message adds to the running hash (None: nothing), in order."""
+    messages = messages or []
+    if cache is None or raw is None:
+        seen = set()
+        normals = (_normal_message(m, seen) for m in messages)
+        return [None if n is None else _canonical(n) + b"\n" for n in normals]
+    entries = cache.get_many(raw)
+    new = [(raw[i], _entry(m)) for i, m in enumerate(messages) if entries[i] is None]
+    cache.put_many(new)
+    made = iter(new)
+    lines, seen = [], set()
+    for message, entry in zip(messages, entries):
+        line, ids = entry if entry is not None else next(made)[1]
+        if not seen.isdisjoint(ids):
+            # A tool id already seen earlier in this list: the message loses that block here.
+            normal = _normal_message(message, seen)
+            line = None if normal is None else _canonical(normal) + b"\n"
+        else:
+            seen.update(ids)
+        lines.append(line)
+    return lines
+
+
+def prefix_hashes(messages, raw=None, cache=None):
+    """hashes[k] is the hash of the first k normalised messages (hashes[0] is None).
+
+    `raw`, the JSON text each message was parsed from (`common.rows.parse_body`), lets
+    `cache` (a MessageCache) skip normalising and serialising the messages it has met
+    before; the hashes are the same with or without it.
+    """
     digest, hashes = hashlib.sha256(), [None]
-    for message in normalise_messages(messages):
-        digest.update(_canonical(message) + b"\n")
-        hashes.append(digest.copy().hexdigest())
+    for line in _lines(messages, raw, cache):
+        if line is not None:
+            digest.update(line)
+            hashes.append(digest.copy().hexdigest())
     return hashes
 
 

@@ -6,6 +6,7 @@
 """
 import datetime
 import json
+import re
 from dataclasses import dataclass, field
 
 from . import linking
@@ -17,6 +18,9 @@ USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 # A summariser's answer is remembered like a Task call, under this pseudo tool id,
 # so that the compacted session that quotes it can find it (ADR 0021).
 COMPACTION_TOOL_ID = "compaction"
+# One per process: the writer process lives as long as its worker and sees the same
+# conversations grow. 64 MB holds the history of about thirty 1 MB conversations.
+MESSAGE_CACHE = linking.MessageCache(max_bytes=64 * 2**20)
 _COLUMN_LIMITS = {name: f.max_length for name, f in ApiRequest._meta.fields.items()
                   if getattr(f, "max_length", None)}
 
@@ -46,6 +50,75 @@ def parse_json(data):
         return json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def parse_body(data):
+    """(request body, raw JSON text of each message or None): `parse_json`'s body, and the
+    text each of its messages was parsed from, which keys the message cache.
+
+    The top-level object is walked with the json module's own scanner, so the values
+    are those `json.loads` gives; anything unusual falls back to `parse_json`.
+    """
+    if not isinstance(data, (bytes, str)) or not data:
+        return parse_json(data), None
+    try:
+        return _walk(data.decode(json.detect_encoding(data), "surrogatepass")
+                     if isinstance(data, bytes) else data)
+    except Exception:  # not JSON, or a shape the walk leaves to json.loads
+        return parse_json(data), None
+
+
+def _walk(s):
+    index = _SPACE.match(s, 0).end()
+    if s[index:index + 1] != "{":
+        raise ValueError("not an object")
+    body, raw = {}, None
+    index = _SPACE.match(s, index + 1).end()
+    end = index + 1 if s[index:index + 1] == "}" else None
+    while end is None:
+        if s[index:index + 1] != '"':
+            raise ValueError("expected a key")
+        key, index = json.decoder.scanstring(s, index + 1)
+        index = _SPACE.match(s, index).end()
+        if s[index:index + 1] != ":":
+            raise ValueError("expected a colon")
+        index = _SPACE.match(s, index + 1).end()
+        if key == "messages" and s[index:index + 1] == "[":
+            body[key], raw, index = _array(s, index)
+        else:
+            body[key], index = _DECODER.scan_once(s, index)
+            raw = None if key == "messages" else raw
+        index = _SPACE.match(s, index).end()
+        if s[index:index + 1] == "}":
+            end = index + 1
+        elif s[index:index + 1] == ",":
+            index = _SPACE.match(s, index + 1).end()
+        else:
+            raise ValueError("expected a comma")
+    if _SPACE.match(s, end).end() != len(s):
+        raise ValueError("extra data")
+    return body, raw
+
+
+def _array(s, index):
+    values, spans = [], []
+    index = _SPACE.match(s, index + 1).end()
+    if s[index:index + 1] == "]":
+        return values, spans, index + 1
+    while True:
+        value, end = _DECODER.scan_once(s, index)
+        values.append(value)
+        spans.append(s[index:end])
+        index = _SPACE.match(s, end).end()
+        if s[index:index + 1] == "]":
+            return values, spans, index + 1
+        if s[index:index + 1] != ",":
+            raise ValueError("expected a comma")
+        index = _SPACE.match(s, index + 1).end()
 
 
 def text(data):
@@ -127,11 +200,14 @@ def ratelimit_json(headers):
     return json.dumps(picked, sort_keys=True) if picked else None
 
 
-def features(body, message, config):
-    """Linking inputs from a parsed request body and the rebuilt assistant message."""
+def features(body, message, config, raw=None):
+    """Linking inputs from a parsed request body and the rebuilt assistant message.
+
+    `raw` (from `parse_body`) lets the hashes reuse messages met in earlier requests.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return Features()
-    found = Features(hashes=linking.prefix_hashes(body.get("messages")),
+    found = Features(hashes=linking.prefix_hashes(body["messages"], raw, MESSAGE_CACHE),
                      prompt_hashes=linking.first_prompt_hashes(body),
                      continuation=linking.continuation_summary(body))
     if message:
@@ -155,12 +231,12 @@ def derive(record, prices, config):
     headers = dict(record.get("request_headers") or {})
     if record.get("session_header"):
         headers.setdefault("x-claude-code-session-id", record["session_header"])
-    body = parse_json(record.get("request_body"))
+    body, raw = parse_body(record.get("request_body"))
     body = body if isinstance(body, dict) else None
     message, usage, stream_error, stored_response = response_message(record)
     kind = linking.request_type(record.get("path"), body, headers)
     messages_call = linking.path_type(record.get("path")) is None and body is not None
-    found = features(body, message, config) if messages_call else Features()
+    found = features(body, message, config, raw) if messages_call else Features()
     session, account = linking.session_and_account(headers, body)
     model = _str((message or {}).get("model"), 128) or _str((body or {}).get("model"), 128)
     usage = usage if isinstance(usage, dict) else None

@@ -10,10 +10,10 @@ import sys
 
 import peewee as pw
 
-from . import aggregates
+from . import aggregates, bulk
 from .conversation_index import LinkIndex, link
 from .models import ApiRequest, RequestBody, TaskInvocation
-from .rows import derive, features, parse_json, text, timestamp
+from .rows import derive, features, parse_body, parse_json, text, timestamp
 
 log = logging.getLogger("nexus.store")
 
@@ -75,17 +75,10 @@ def _derive(record, prices, config):
 
 def _insert_rows(database, rows):
     """Insert rows, ignoring request ids already present; return the ids inserted."""
-    inserted = set()
-    postgres = isinstance(_real(database), pw.PostgresqlDatabase)
-    for chunk in _chunks(rows):
-        query = ApiRequest.insert_many(chunk).on_conflict_ignore()
-        if postgres:
-            cursor = query.returning(ApiRequest.request_id).tuples().execute()
-            inserted.update(r for (r,) in cursor)
-        else:
-            query.execute()
-            inserted.update(r["request_id"] for r in chunk)
-    return inserted
+    inserted = bulk.insert(database, ApiRequest, rows, ignore=True, returning="request_id",
+                           chunk=CHUNK)
+    # SQLite: the write lock taken before the existence check keeps out concurrent twins.
+    return inserted if inserted is not None else {r["request_id"] for r in rows}
 
 
 def _task_rows(derived):
@@ -113,12 +106,10 @@ def save_records(database, records, prices, config):
             index.add(d.row, d.features)
         inserted = _insert_rows(database, [d.row for d in derived])
         derived = [d for d in derived if d.row["request_id"] in inserted]
-        bodies = [d.body for d in derived if d.body]
-        for chunk in _chunks(bodies, 100):
-            RequestBody.insert_many(chunk).on_conflict_ignore().execute()
-        for chunk in _chunks(_task_rows(derived)):
-            TaskInvocation.insert_many(chunk).execute()
-        aggregates.add([d.row for d in derived])
+        bulk.insert(database, RequestBody, [d.body for d in derived if d.body], ignore=True,
+                    chunk=100)
+        bulk.insert(database, TaskInvocation, _task_rows(derived))
+        aggregates.add([d.row for d in derived], database)
     return len(derived)
 
 
@@ -135,11 +126,11 @@ _RELINK_FIELDS = (ApiRequest.id, ApiRequest.request_id, ApiRequest.domain, ApiRe
 
 def _stored_features(row, config):
     """Linking inputs from the stored bodies, or from the stored hashes without them."""
-    body = parse_json(row.pop("request_body"))
+    body, raw = parse_body(row.pop("request_body"))
     message = parse_json(row.pop("response_body"))
     message = message if isinstance(message, dict) and message.get("type") == "message" else None
     if isinstance(body, dict) and isinstance(body.get("messages"), list):
-        return features(body, message, config), message is not None, True
+        return features(body, message, config, raw), message is not None, True
     found = features(None, None, config)
     found.hashes = [None, row["parent_message_hash"], None, row["current_message_hash"]]
     return found, False, False

@@ -163,3 +163,43 @@ def test_a_sub_agents_first_prompt_matches_its_task_call():
     body = {"messages": [_user("<system-reminder>ctx</system-reminder>", "Find callers")]}
     assert linking.prompt_hash("Find callers") in linking.first_prompt_hashes(body)
     assert linking.first_prompt_hashes({"messages": []}) == []
+
+
+def _raw_messages(messages):
+    return [json.dumps(m) for m in messages]
+
+
+def test_the_message_cache_gives_the_same_hashes_cold_and_warm():
+    day = scenarios.claude_code_day()
+    cache = linking.MessageCache()
+    for _ in range(2):  # the first pass fills the cache, the second reads it
+        for record in day.records:
+            messages = json.loads(record["request_body"]).get("messages") or []
+            assert linking.prefix_hashes(messages, _raw_messages(messages), cache) == \
+                linking.prefix_hashes(messages)
+    assert len(cache) > 10
+
+
+def test_a_cached_message_with_an_earlier_tool_id_loses_that_block():
+    call = {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "/a"}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "text"}
+    resent = {"role": "user", "content": [result, {"type": "text", "text": "and now?"}]}
+    first = [_user("go"), {"role": "assistant", "content": [call]}, {"role": "user", "content": [result]}]
+    cache = linking.MessageCache()
+    linking.prefix_hashes([resent], _raw_messages([resent]), cache)  # cached on its own, result kept
+    messages = first + [{"role": "assistant", "content": "ok"}, resent]
+    cached = linking.prefix_hashes(messages, _raw_messages(messages), cache)
+    assert cached == linking.prefix_hashes(messages)
+    assert cached[-1] == linking.prefix_hashes(first + [{"role": "assistant", "content": "ok"},
+                                                        _user("and now?")])[-1]
+
+
+def test_the_message_cache_stays_within_its_bound():
+    cache = linking.MessageCache(max_bytes=20_000)
+    for n in range(200):
+        message = _user(f"message {n} " + "x" * 200)
+        linking.prefix_hashes([message], _raw_messages([message]), cache)
+    assert 0 < len(cache) < 200 and cache.size <= 20_000
+    newest = _user("message 199 " + "x" * 200)
+    assert cache.get_many(_raw_messages([newest]))[0] is not None
+    assert cache.get_many(_raw_messages([_user("message 0 " + "x" * 200)]))[0] is None
