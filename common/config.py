@@ -76,6 +76,9 @@ SETTINGS = (
        "Where records wait while the database is unreachable."),
     _s("NEXUS_QUEUE_SIZE", "queue_size", "10000", int,
        "Records held in memory before the writer spools the overflow to disk."),
+    _s("NEXUS_QUEUE_BYTES", "queue_bytes", "67108864", int,
+       "Bytes of records each worker, and each worker's writer process, holds in memory "
+       "before spooling the overflow to disk."),
     _s("NEXUS_BATCH_SIZE", "batch_size", "200", int,
        "Most records the writer inserts in one transaction."),
     _s("NEXUS_PRICING_FILE", "pricing_file", None, _optional,

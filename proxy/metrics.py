@@ -9,6 +9,7 @@ go backwards), gauges count only live workers. Outside gunicorn (no directory)
 a process reports its own numbers.
 """
 import bisect
+import itertools
 import json
 import os
 import shutil
@@ -30,12 +31,19 @@ DEFINITIONS = {
     "nexus_records_lost_total": ("counter", "Records that could be neither saved nor spooled."),
     "nexus_in_flight_requests": ("gauge", "Requests being answered now."),
     "nexus_recorder_queue_depth": ("gauge", "Records waiting for the writer."),
+    "nexus_recorder_queue_bytes": ("gauge", "Bytes of records held in memory for the writer."),
     "nexus_database_up": ("gauge", "1 when the writer's last database call worked."),
     "nexus_spool_backlog_bytes": ("gauge", "Bytes waiting in the spool."),
 }
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
            1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _LE = tuple(repr(b) for b in BUCKETS) + ("+Inf",)
+# Gauges a scrape passes in that describe the answering process only: they replace that
+# process's own value and are summed with the others'. Any other extra gauge (the spool
+# backlog, one directory for all) replaces the sum.
+PER_PROCESS_GAUGES = frozenset({"nexus_in_flight_requests", "nexus_recorder_queue_depth",
+                                "nexus_recorder_queue_bytes"})
+_temp_names = itertools.count(1)  # next() is atomic under the GIL: a name per flush
 
 _shared_dir = None
 
@@ -62,6 +70,7 @@ class Metrics:
         self.gauges = {}
         self.buckets = {}    # (name, labels) -> [count per bucket..., +Inf]
         self.sums = {}
+        self._flushing = _real_lock()  # the writer thread and a scrape may flush at once
 
     def inc(self, name, labels="", amount=1.0):
         key = (name, labels)
@@ -91,18 +100,52 @@ class Metrics:
         if not self.shared_dir:
             return
         path = os.path.join(self.shared_dir, f"{os.getpid()}.json")
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.snapshot(), f)
-        os.replace(tmp, path)
+        tmp = f"{path}.{next(_temp_names)}.tmp"
+        # The lock keeps the order of snapshots taken and files replaced the same, so a
+        # slower, older snapshot never replaces a newer one (counters would go back).
+        with self._flushing:
+            try:
+                with open(tmp, "w") as f:
+                    json.dump(self.snapshot(), f)
+                os.replace(tmp, path)
+            except BaseException:
+                _remove(tmp)
+                raise
 
     def render(self, extra_gauges=()):
-        """Prometheus text for every worker, plus `extra_gauges` ((name, labels, value), ...)."""
+        """Prometheus text for every worker, plus `extra_gauges` ((name, labels, value), ...).
+
+        Extra gauges named in PER_PROCESS_GAUGES are this process's own values (added to
+        the other processes'); the others replace the total.
+        """
+        shared = []
+        for name, labels, value in extra_gauges:
+            if name in PER_PROCESS_GAUGES:
+                self.set(name, value, labels)
+            else:
+                shared.append((name, labels, value))
         snapshots = [self.snapshot()]
         if self.shared_dir:
             self.flush()
             snapshots = list(_read_snapshots(self.shared_dir))
-        return render(merge(snapshots, extra_gauges))
+        return render(merge(snapshots, shared))
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _real_lock():
+    """An OS-thread lock even under gevent's monkey-patching (the writer is a real thread)."""
+    try:
+        from gevent.monkey import get_original
+        return get_original("_thread", "allocate_lock")()
+    except ImportError:
+        import _thread
+        return _thread.allocate_lock()
 
 
 def _alive(pid):

@@ -7,7 +7,9 @@ by a process that died, kill -9 included: the kernel drops its lock), saves
 its records and deletes it. Saving is idempotent by `request_id`, so a replay
 cut short and run again stores each record once. A torn last line (a crash
 mid-write) is skipped with a log line. When the disk is full, `append()` logs
-one clear line and returns False; the proxy keeps serving.
+one clear line and returns how many records it did store whole; the proxy keeps
+serving. Replay reads a file a batch at a time, so a large spool never has to
+fit in memory.
 """
 import base64
 import datetime
@@ -61,21 +63,29 @@ class Spool:
         self._last_complaint = 0.0
 
     def append(self, records):
-        """Write `records` to this process's file; False when the disk refused them."""
-        data = b"".join(encode(r) for r in records)
+        """Write `records` to this process's file; how many of them are on disk whole.
+
+        Fewer than len(records) only when the disk refused the rest (it is full).
+        """
+        lines = [encode(r) for r in records]
+        data = b"".join(lines)
+        written = 0
         with self._lock:
             try:
                 if self._fd is None:
                     self._open()
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._fd, view):]
-                return True
+                    n = os.write(self._fd, view)
+                    written += n
+                    view = view[n:]
+                return len(records)
             except OSError as exc:
                 # A torn line stays at the end of this file; later records start a new one.
                 self._close()
-                self._complain(exc, len(records))
-                return False
+                stored = _whole_lines(lines, written)
+                self._complain(exc, len(records) - stored)
+                return stored
 
     def _open(self):
         os.makedirs(self.directory, exist_ok=True)
@@ -116,8 +126,11 @@ class Spool:
             pass
         return files, size
 
-    def replay(self, save, batch_size=200):
-        """Save every unheld spool file's records with `save(list)`; return how many."""
+    def replay(self, save, batch_size=200, batch_bytes=8 << 20):
+        """Save every unheld spool file's records with `save(list)`; return how many.
+
+        Batches hold at most `batch_size` records and stop growing past `batch_bytes`.
+        """
         try:
             names = sorted(n for n in os.listdir(self.directory) if n.endswith(".jsonl"))
         except OSError:
@@ -126,10 +139,10 @@ class Spool:
         for name in names:
             path = os.path.join(self.directory, name)
             if path != self._path:
-                total += self._replay_file(path, save, batch_size)
+                total += self._replay_file(path, save, batch_size, batch_bytes)
         return total
 
-    def _replay_file(self, path, save, batch_size):
+    def _replay_file(self, path, save, batch_size, batch_bytes):
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -141,23 +154,48 @@ class Spool:
                 return 0  # still being written, or another process is replaying it
             if os.fstat(fd).st_nlink == 0:
                 return 0  # replayed and deleted between our listdir and our lock
+            count = 0
             with os.fdopen(os.dup(fd), "rb") as f:
-                records = list(_read_records(f, path))
-            for start in range(0, len(records), batch_size):
-                save(records[start:start + batch_size])  # raises: the file stays for later
+                for batch in _batches(_read_records(f, path), batch_size, batch_bytes):
+                    save(batch)  # raises: the file stays, and saving again is idempotent
+                    count += len(batch)
             os.unlink(path)
-            event(log, "spool replayed", file=os.path.basename(path), records=len(records))
-            return len(records)
+            event(log, "spool replayed", file=os.path.basename(path), records=count)
+            return count
         finally:
             os.close(fd)
 
 
+def _whole_lines(lines, written):
+    """How many of `lines` lie whole within the first `written` bytes."""
+    count = 0
+    for line in lines:
+        written -= len(line)
+        if written < 0:
+            break
+        count += 1
+    return count
+
+
+def _batches(records, batch_size, batch_bytes):
+    batch, size = [], 0
+    for record, line_size in records:
+        batch.append(record)
+        size += line_size
+        if len(batch) >= batch_size or size >= batch_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def _read_records(f, path):
+    """(record, line length) of each readable line."""
     for number, line in enumerate(f, start=1):
         if not line.strip():
             continue
         try:
-            yield decode(line)
+            yield decode(line), len(line)
         except (ValueError, KeyError):
             event(log, "spool line unreadable, skipped", logging.WARNING,
                   file=os.path.basename(path), line=number)

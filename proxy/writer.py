@@ -139,7 +139,10 @@ def main(argv=None):
         prepare=lambda: migrate(database))
     recorder.start()
     for batch in read_frames(sys.stdin.buffer):
-        while len(recorder.queue) >= recorder.capacity:  # push back on the worker
+        # Push back on the worker (it blocks on a full pipe, its queue fills, and past its
+        # own budget it spools): hold at most NEXUS_QUEUE_BYTES, counting the next frame.
+        while (len(recorder.queue) >= recorder.capacity
+               or recorder.held() > recorder.budget - recorder.batch_bytes):
             time.sleep(0.01)
         for record in batch:
             recorder.put(record)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 from common import config as nexus_config
@@ -128,7 +129,7 @@ def test_a_full_disk_is_one_clear_log_line_and_no_crash(tmp_path):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
-    assert results[:2] == [True, True] and results[2] is False
+    assert results[:3] == [1, 1, 0]  # records stored whole; the third is torn
     complaints = [json.loads(line) for line in done.stderr.splitlines()
                   if "spool write failed" in line]
     assert len(complaints) == 1  # not one per request
@@ -170,3 +171,59 @@ def wait_for_spool(directory, count, timeout=10):
         time.sleep(0.05)
     raise AssertionError(f"{count} records never reached the spool")
 
+
+
+def test_a_disk_that_fills_mid_batch_keeps_and_counts_the_whole_records(tmp_path):
+    # RLIMIT_FSIZE (EFBIG) stands in for a full disk: room for two records and a half.
+    script = textwrap.dedent(f"""
+        import json, resource, sys
+        sys.path.insert(0, {ROOT!r})
+        from proxy.spool import Spool, encode
+        from tests.proxy.test_spool import record
+        records = [record(request_body=b"x" * 3000) for _ in range(5)]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(len(encode(records[0])) * 2.5),) * 2)
+        print(json.dumps({{"stored": Spool({str(tmp_path)!r}).append(records),
+                          "ids": [r["request_id"] for r in records]}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["stored"] == 2
+    saved = []
+    assert Spool(str(tmp_path)).replay(saved.extend) == 2  # the torn third is skipped
+    assert [r["request_id"] for r in saved] == result["ids"][:2]
+
+
+def test_each_record_is_spooled_once_while_the_database_is_down(tmp_path, upstream):
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "NEXUS_SPOOL_DIR": str(tmp_path / "spool"),
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"}
+    with running_proxy(env, cwd=str(tmp_path)) as proxy:
+        with sdk(proxy.url) as client:
+            for _ in range(12):
+                client.messages.create(model=MODEL, max_tokens=5,
+                                       messages=[{"role": "user", "content": "hi"}])
+        wait_for_spool(str(tmp_path / "spool"), 12)
+        time.sleep(5)  # more than two replay turns of the worker and of its writer process
+        metrics = proxy.get("/metrics")[2].decode()
+    counts = {name: metric(metrics, f"nexus_records_{name}_total")
+              for name in ("spooled", "lost", "written")}
+    assert counts == {"spooled": 12, "lost": 0, "written": 0}, counts
+    assert spool_lines(str(tmp_path / "spool")) == 12
+
+
+def metric(text, name):
+    """The value of an unlabelled Prometheus counter (0 when it was never counted)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0
+
+
+def spool_lines(directory):
+    lines = 0
+    for name in os.listdir(directory):
+        if name.endswith(".jsonl"):
+            with open(os.path.join(directory, name), "rb") as f:
+                lines += f.read().count(b"\n")
+    return lines

@@ -1,5 +1,8 @@
 """The writer process: records leave the worker through a pipe and nothing is lost on the way."""
+import concurrent.futures
+import http.client
 import io
+import json
 import os
 import signal
 import time
@@ -57,3 +60,70 @@ def test_a_killed_writer_is_replaced_and_no_record_is_lost(tmp_path, upstream, d
         replacement = writer_pids(proxy)
     assert sorted(r["request_id"] for r in rows) == sorted(sent)
     assert replacement and replacement != [writer]
+
+
+def rss_mib(pid):
+    """Resident memory of a process, in MiB (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def post_json(port, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/v1/messages", body, {"content-type": "application/json",
+                                                    "x-api-key": "sk-ant-test-key"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("x-nexus-request-id")
+    finally:
+        conn.close()
+
+
+def large_body(n, size=1 << 20):
+    """A Claude Code-sized request (about `size` bytes), different for each `n`."""
+    text = f"request {n} " + "lorem ipsum dolor sit amet " * (size // 27)
+    return json.dumps({"model": MODEL, "max_tokens": 5,
+                       "messages": [{"role": "user", "content": text}]}).encode()
+
+
+def test_a_burst_of_large_bodies_stays_within_the_byte_budget_and_all_are_recorded(
+        tmp_path, upstream, db_url):
+    budget_mib = 16
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": db_url,
+           "NEXUS_SPOOL_DIR": str(tmp_path / "spool"),
+           "NEXUS_QUEUE_BYTES": str(budget_mib << 20)}
+    bodies = [large_body(n) for n in range(150)]
+    results, peak = [], {"worker": 0.0, "writer": 0.0}
+    with running_proxy(env, cwd=str(tmp_path)) as proxy:
+        post_json(proxy.port, bodies[0])  # starts the writer process
+        [worker] = proxy.worker_pids()
+        wait_for_rows(db_url, 1)
+        [writer] = writer_pids(proxy)
+        base = {"worker": rss_mib(worker), "writer": rss_mib(writer)}
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(post_json, proxy.port, body) for body in bodies[1:]]
+            while not all(f.done() for f in futures):
+                peak["worker"] = max(peak["worker"], rss_mib(worker))
+                peak["writer"] = max(peak["writer"], rss_mib(writer))
+                time.sleep(0.02)
+            results = [f.result() for f in futures]
+        rows = wait_for_rows(db_url, len(bodies), timeout=90)
+        for _ in range(20):  # and while the writer catches up
+            peak["writer"] = max(peak["writer"], rss_mib(writer))
+    sent = [request_id for status, request_id in results] + [None]
+    assert [status for status, _ in results] == [200] * (len(bodies) - 1)
+    assert len(rows) == len(bodies)
+    assert set(sent[:-1]) <= {r["request_id"] for r in rows}
+    growth = {k: round(peak[k] - base[k]) for k in peak}
+    print("rss growth MiB", growth, "base", base)
+    # Each side holds at most the budget of raw records; parsing one batch (an eighth of
+    # the budget) costs several times its size while it is saved.
+    assert growth["writer"] < 8 * budget_mib, growth
+    assert growth["worker"] < 8 * budget_mib, growth
