@@ -50,10 +50,24 @@ def _hourly_usage_per_account(db):
     aggregates.rebuild(db)
 
 
+def _bodies_compressed_with_lz4(db):
+    # PostgreSQL compresses large text with pglz by default: 21 ms per 1 MB body on the
+    # server against 6 ms with lz4 (docs/recording-performance.md). Values are unchanged;
+    # older ones stay pglz, and a server built without lz4 keeps pglz.
+    if not isinstance(getattr(db, "obj", None) or db, pw.PostgresqlDatabase):
+        return
+    supported = db.execute_sql("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                               "WHERE name = 'default_toast_compression'").fetchone()
+    if supported and supported[0]:
+        db.execute_sql("ALTER TABLE api_request_bodies ALTER COLUMN request_body SET COMPRESSION "
+                       "lz4, ALTER COLUMN response_body SET COMPRESSION lz4")
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
     _hourly_usage_per_account,
+    _bodies_compressed_with_lz4,
 )
 
 

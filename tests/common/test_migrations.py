@@ -98,7 +98,7 @@ def test_a_version_2_database_gets_exact_per_account_aggregates(database):
                          for k, v in totals.items()]).execute()
         before = _totals(old)
     before_indexes = {i.name for i in database.get_indexes("api_usage_hourly")}
-    assert migrate(database) == [3]
+    assert migrate(database) == list(range(3, len(MIGRATIONS) + 1))
     assert "account_id" in {c.name for c in database.get_columns("api_usage_hourly")}
     indexes = {i.name: i for i in database.get_indexes("api_usage_hourly")}
     assert "api_usage_hourly_hour_domain_model_request_type" in before_indexes
@@ -115,3 +115,17 @@ def test_a_version_2_database_gets_exact_per_account_aggregates(database):
     hour = aggregates.hour_of(rows[1]["timestamp"])
     assert HourlyUsage.get(HourlyUsage.hour == hour, HourlyUsage.account_id == "acc_b").requests == 2
     assert migrate(database) == []
+
+
+def test_bodies_are_compressed_with_lz4_on_postgresql(tmp_path):
+    with temporary_database("postgresql", tmp_path) as url:
+        database = nexus_db.open_database(url)
+        try:
+            migrate(database)
+            methods = database.execute_sql(
+                "SELECT attname, attcompression FROM pg_attribute "
+                "WHERE attrelid = 'api_request_bodies'::regclass "
+                "AND attname IN ('request_body', 'response_body')").fetchall()
+        finally:
+            database.close()
+    assert dict(methods) == {"request_body": "l", "response_body": "l"}
