@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from . import linking
+from . import linking, message_hashes
 from .models import ApiRequest
 from .redact import redact_headers
 
@@ -20,7 +20,7 @@ USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 COMPACTION_TOOL_ID = "compaction"
 # One per process: the writer process lives as long as its worker and sees the same
 # conversations grow. 64 MB holds the history of about thirty 1 MB conversations.
-MESSAGE_CACHE = linking.MessageCache(max_bytes=64 * 2**20)
+MESSAGE_CACHE = message_hashes.MessageCache(max_bytes=64 * 2**20)
 _COLUMN_LIMITS = {name: f.max_length for name, f in ApiRequest._meta.fields.items()
                   if getattr(f, "max_length", None)}
 
@@ -207,7 +207,7 @@ def features(body, message, config, raw=None):
     """
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return Features()
-    found = Features(hashes=linking.prefix_hashes(body["messages"], raw, MESSAGE_CACHE),
+    found = Features(hashes=message_hashes.prefix_hashes(body["messages"], raw, MESSAGE_CACHE),
                      prompt_hashes=linking.first_prompt_hashes(body),
                      continuation=linking.continuation_summary(body))
     if message:
