@@ -63,6 +63,8 @@ def parse_body(data):
     The top-level object is walked with the json module's own scanner, so the values
     are those `json.loads` gives; anything unusual falls back to `parse_json`.
     """
+    if isinstance(data, bytearray):
+        data = bytes(data)
     if not isinstance(data, (bytes, str)) or not data:
         return parse_json(data), None
     try:

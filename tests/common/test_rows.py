@@ -86,6 +86,7 @@ def test_parse_body_gives_json_loads_body_and_each_messages_text():
                    '{"role":"assistant","content":[{"type":"text","text":"ok"}]}']
     assert rows.parse_body('{"messages": []}') == ({"messages": []}, [])
     assert rows.parse_body(b'\xef\xbb\xbf{"messages": [1]}') == ({"messages": [1]}, ["1"])
+    assert rows.parse_body(bytearray(b'{"messages": [2]}')) == ({"messages": [2]}, ["2"])
 
 
 @pytest.mark.parametrize("data", [
