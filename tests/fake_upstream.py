@@ -460,6 +460,7 @@ def _await_port(process, timeout):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # a proxy opening 100+ connections at once must not see drops
 
     def handle_error(self, request, client_address):
         # A client that hangs up mid-answer is a scenario under test, not a server fault.

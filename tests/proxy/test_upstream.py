@@ -142,7 +142,7 @@ def test_the_pool_keeps_one_connection_per_client_connection_unless_sized():
     assert pool_size(nexus_config.load({"NEXUS_POOL_SIZE": "50"}), connections=2000) == 50
 
 
-def test_150_concurrent_requests_keep_their_upstream_connections_for_the_next_ones(tmp_path, upstream):
+def test_120_concurrent_requests_keep_their_upstream_connections_for_the_next_ones(tmp_path, upstream):
     # With a pool smaller than the concurrency, urllib3 closed the connections past its
     # size after each request (and warned for each); a second wave had to reopen them.
     env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": f"sqlite:///{tmp_path}/n.db",
@@ -153,18 +153,22 @@ def test_150_concurrent_requests_keep_their_upstream_connections_for_the_next_on
 
             def one():
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
-                conn.request("GET", "/v1/models", headers={
-                    "x-fake-scenario": "hang-before-headers", "x-fake-delay-ms": "400"})
-                statuses.append(conn.getresponse().status)
-                conn.close()
-            threads = [threading.Thread(target=one) for _ in range(150)]
+                try:
+                    conn.request("GET", "/v1/models", headers={
+                        "x-fake-scenario": "hang-before-headers", "x-fake-delay-ms": "400"})
+                    response = conn.getresponse()
+                    response.read()
+                    statuses.append(response.status)
+                finally:
+                    conn.close()
+            threads = [threading.Thread(target=one) for _ in range(120)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join(30)
             return statuses
 
-        assert wave() == [200] * 150
-        assert established_to(upstream.port) >= 140  # all kept, idle, for the next requests
+        assert wave() == [200] * 120
+        assert established_to(upstream.port) >= 115  # all kept, idle, for the next requests
         log = "\n".join(proxy.log_lines())
         assert "pool is full" not in log.lower()
