@@ -9,7 +9,9 @@ worker while wrk loads it through the stand-in. The summary lists functions by
 self time and by inclusive time, as file:line, with the thread (the gevent hub
 serving requests, or the recorder's writer) they ran in. Only samples holding
 the GIL count (`--gil`): that is CPU the worker's requests compete for. `--raw` keeps the
-collapsed stacks (flamegraph.pl or speedscope read them).
+collapsed stacks (flamegraph.pl or speedscope read them). `--with-writer` samples the
+worker's child processes too (the record writer, proxy/writer.py); each stack then
+starts with the process it ran in.
 """
 import argparse
 import collections
@@ -60,7 +62,7 @@ def render(total, own, inclusive, title):
     return "\n".join(lines) + "\n"
 
 
-def profile(target_name, connections, seconds, body, rate, workdir):
+def profile(target_name, connections, seconds, body, rate, workdir, with_writer=False):
     """Run the load, record with py-spy; the collapsed stacks as text."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     files = run.write_bodies(workdir)
@@ -76,7 +78,8 @@ def profile(target_name, connections, seconds, body, rate, workdir):
                                 kwargs={"headers": headers})
         load.start()
         subprocess.run([py_spy, "record", "-p", str(target.worker_pid), "-d", str(seconds),
-                        "-r", str(rate), "--threads", "--gil", "--nonblocking", "-f", "raw", "-o", str(out)],
+                        "-r", str(rate), "--threads", "--gil", "--nonblocking", "-f", "raw", "-o", str(out),
+                        *(["--subprocesses"] if with_writer else [])],
                        check=True, capture_output=True)
         load.join()
     return out.read_text()
@@ -91,12 +94,16 @@ def main(argv=None):
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--raw", help="also write the collapsed stacks to this file")
+    parser.add_argument("--with-writer", action="store_true",
+                        help="sample the worker's child processes (the record writer) too")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nexus-profile-") as workdir:
-        collapsed = profile(args.target, args.connections, args.seconds, args.body, args.rate, workdir)
+        collapsed = profile(args.target, args.connections, args.seconds, args.body, args.rate,
+                            workdir, args.with_writer)
     if args.raw:
         Path(args.raw).write_text(collapsed)
     title = f"{args.target}, {args.body} body, {args.connections} connections, {args.seconds} s"
+    title += ", worker and writer process" if args.with_writer else ""
     print(render(*summarize(collapsed, args.top), title))
     return 0
 
