@@ -32,6 +32,7 @@ SWITCH_INTERVAL_S = 0.0005
 PROBE_INTERVAL_S = 1.0     # retry a down database at most this often
 REPLAY_INTERVAL_S = 2.0
 METRICS_INTERVAL_S = 1.0
+BATCH_BYTES = 2 << 20
 
 
 def record_size(record):
@@ -69,8 +70,10 @@ class Recorder:
         self.capacity = max(1, config.queue_size)
         self.budget = max(1, config.queue_bytes)
         # A batch holds at most an eighth of the budget, so that the worker's frame on the
-        # pipe and the writer's parsed copy of it stay small next to the budget.
-        self.batch_bytes = max(1, self.budget // 8)
+        # pipe and the writer's parsed copy of it stay small next to the budget, and at most
+        # BATCH_BYTES, so that saving one takes well under a second (large bodies cost the
+        # writer about 0.15 s a megabyte, small ones are counted by NEXUS_BATCH_SIZE).
+        self.batch_bytes = max(1, min(self.budget // 8, BATCH_BYTES))
         self.batch_size = max(1, config.batch_size)
         # Only a recorder that saves to the database replays the spool; a worker that hands
         # records to a writer process only closes its spool file now and then so that the

@@ -1,7 +1,9 @@
 """Prometheus metrics: right numbers, from any worker, in the text format."""
 import http.client
 import json
+import os
 import re
+import threading
 import time
 
 from proxy.metrics import Metrics, merge, render
@@ -82,3 +84,65 @@ def test_overhead_header_matches_the_metric(proxy):
     assert 0 < overhead < 50
     text = proxy.get("/metrics")[2].decode()
     assert re.search(r"^nexus_overhead_seconds_count [1-9]", text, re.M)
+
+
+def test_flushes_and_scrapes_at_once_never_fail(tmp_path):
+    m = Metrics(shared_dir=str(tmp_path))
+    errors, stop = [], time.monotonic() + 1.0
+
+    def hammer(action):
+        try:
+            while time.monotonic() < stop:
+                m.inc("nexus_records_written_total")
+                action()
+        except Exception as exc:  # the failure under test: recorded, asserted below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer, args=(m.flush,)) for _ in range(3)]
+    threads += [threading.Thread(target=hammer, args=(m.render,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert os.listdir(tmp_path) == [f"{os.getpid()}.json"]  # no temporary file left behind
+    assert parse(m.render())["nexus_records_written_total"] == m.counters[
+        ("nexus_records_written_total", "")]
+
+
+def test_the_written_counter_advances_under_continuous_load(tmp_path, upstream):
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": f"sqlite:///{tmp_path}/n.db"}
+    body = json.dumps({"model": MODEL, "max_tokens": 5, "messages": [
+        {"role": "user", "content": "a long prompt " * 8000}]})  # more than the writer keeps up with
+    statuses, scrapes, done = [], [], threading.Event()
+
+    def load():
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        while not done.is_set():
+            conn.request("POST", "/v1/messages", body, {"content-type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+
+    with running_proxy(env, cwd=str(tmp_path)) as proxy:
+        clients = [threading.Thread(target=load) for _ in range(4)]
+        for t in clients:
+            t.start()
+        try:
+            for _ in range(12):  # 6 s of load, a scrape every half second
+                time.sleep(0.5)
+                status, _, text = proxy.get("/metrics")
+                scrapes.append((status, parse(text.decode()) if status == 200 else {}))
+        finally:
+            done.set()
+            for t in clients:
+                t.join()
+    assert [status for status, _ in scrapes] == [200] * len(scrapes)
+    written = [samples.get("nexus_records_written_total", 0) for _, samples in scrapes]
+    first = next(i for i, value in enumerate(written) if value > 0)
+    # Published every second, busy or not: each 2-second window after the first rows shows
+    # more written (before, the writer published only when idle, which under load is never).
+    assert first < 6 and all(written[i + 4] > written[i] for i in range(first, len(written) - 4)), \
+        written
+    assert written[-1] > 0 and len(statuses) > written[-1] / 2

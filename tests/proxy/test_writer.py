@@ -122,7 +122,6 @@ def test_a_burst_of_large_bodies_stays_within_the_byte_budget_and_all_are_record
     assert len(rows) == len(bodies)
     assert set(sent[:-1]) <= {r["request_id"] for r in rows}
     growth = {k: round(peak[k] - base[k]) for k in peak}
-    print("rss growth MiB", growth, "base", base)
     # Each side holds at most the budget of raw records; parsing one batch (an eighth of
     # the budget) costs several times its size while it is saved.
     assert growth["writer"] < 8 * budget_mib, growth
