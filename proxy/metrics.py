@@ -43,6 +43,9 @@ _LE = tuple(repr(b) for b in BUCKETS) + ("+Inf",)
 # backlog, one directory for all) replaces the sum.
 PER_PROCESS_GAUGES = frozenset({"nexus_in_flight_requests", "nexus_recorder_queue_depth",
                                 "nexus_recorder_queue_bytes"})
+# Gauges that are the lowest of the live processes' values (each writer process says
+# whether the database answered it; the sum would count writers).
+LOWEST_GAUGES = frozenset({"nexus_database_up"})
 _temp_names = itertools.count(1)  # next() is atomic under the GIL: a name per flush
 
 _shared_dir = None
@@ -176,7 +179,13 @@ def merge(snapshots, extra_gauges=()):
             values[(name, labels)] = values.get((name, labels), 0.0) + value
         if _alive(snap["pid"]):
             for name, labels, value in snap["gauges"]:
-                values[(name, labels)] = values.get((name, labels), 0.0) + value
+                old = values.get((name, labels))
+                if old is None:
+                    values[(name, labels)] = value
+                elif name in LOWEST_GAUGES:
+                    values[(name, labels)] = min(old, value)
+                else:
+                    values[(name, labels)] = old + value
         for name, labels, counts, total in snap["histograms"]:
             old = hists.get((name, labels))
             if old is None:

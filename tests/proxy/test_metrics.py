@@ -146,3 +146,23 @@ def test_the_written_counter_advances_under_continuous_load(tmp_path, upstream):
     assert first < 6 and all(written[i + 4] > written[i] for i in range(first, len(written) - 4)), \
         written
     assert written[-1] > 0 and len(statuses) > written[-1] / 2
+
+
+def test_gauges_of_processes_add_up_but_database_up_is_the_lowest(tmp_path):
+    here = Metrics(shared_dir=str(tmp_path))
+    here.set("nexus_recorder_queue_depth", 100)  # stale: the scrape measures it afresh
+    writers = []
+    for depth, up in ((7, 1), (5, 0)):
+        other = Metrics(shared_dir="")
+        other.set("nexus_recorder_queue_depth", depth)
+        other.set("nexus_database_up", up)
+        writers.append(other.snapshot())
+    for n, snap in enumerate(writers):  # live processes of their own: our parent and init
+        snap["pid"] = (os.getppid(), 1)[n]
+        with open(tmp_path / f"{snap['pid']}.json", "w") as f:
+            json.dump(snap, f)
+    samples = parse(here.render([("nexus_recorder_queue_depth", "", 3),
+                                 ("nexus_spool_backlog_bytes", "", 4096)]))
+    assert samples["nexus_recorder_queue_depth"] == 3 + 7 + 5
+    assert samples["nexus_database_up"] == 0
+    assert samples["nexus_spool_backlog_bytes"] == 4096
