@@ -13,11 +13,11 @@ WHY = {
     "added_p99": "p99 at concurrency 1 carries this shared machine's scheduling noise (the relay's "
                  "own added p99 ranged from under 1 ms to 8.7 ms across runs) and hand-offs of the GIL to "
                  "the worker's OS threads",
-    "saturation": "with recording off the proxy already reaches only about 60 % of the relay: its "
-                  "own work per request (the JSON log line, gunicorn's access-log atoms, building "
-                  "the record) costs about 0.15 ms of CPU over the relay's 0.27 ms",
+    "saturation": "with recording off the proxy reaches about two thirds of the relay: its own "
+                  "work per request (request id, the client key's hash, the JSON check, metrics, "
+                  "the record, the log line) costs about 0.1 ms of CPU over the relay's 0.28 ms",
     "ttfb_p50": "even the bare relay adds 0.6-1 ms to a stream's first byte here (its request "
-                "path lands on the first byte); the proxy adds 0.2-0.6 ms over the relay",
+                "path lands on the first byte); the proxy adds 0.2-0.3 ms over the relay",
     "rss_open": "see 'Why a target is missed' in docs/performance.md",
     "recording_cost": "see 'Why a target is missed' in docs/performance.md",
 }
