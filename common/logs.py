@@ -53,6 +53,29 @@ def configure(level="info", stream=None):
     return handler
 
 
+def json_gunicorn_logger(base, lean=False):
+    """gunicorn's Logger class `base`, writing its error log and every other logger as JSON.
+
+    It keeps gunicorn's rule that the access log is on only with `--access-logfile`,
+    and its lines become JSON too; levels follow `loglevel`. A factory, so that common/
+    never imports gunicorn: each service's gunicorn_conf passes gunicorn's class in.
+    `lean` also drops the record fields no JSON line shows (skip_unused_record_fields).
+    """
+
+    class JsonLogger(base):
+        def setup(self, cfg):
+            super().setup(cfg)
+            # In the master before the fork (and again on a reload): workers inherit it.
+            configure(cfg.loglevel.lower())
+            if lean:
+                skip_unused_record_fields()
+            formatter = JsonFormatter()
+            for handler in self.error_log.handlers + self.access_log.handlers:
+                handler.setFormatter(formatter)
+
+    return JsonLogger
+
+
 def skip_unused_record_fields():
     """Don't compute what no JSON line shows: the caller's file and line, thread names.
 

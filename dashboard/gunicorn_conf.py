@@ -7,7 +7,10 @@ binds to 127.0.0.1 whatever HOST says, and refuses to start on any other address
 import ipaddress
 import socket
 
+from gunicorn.glogging import Logger
+
 from common import config as nexus_config
+from common import logs
 
 _config = nexus_config.load()
 _port = _config.port or "3001"
@@ -20,6 +23,11 @@ threads = 4
 timeout = 120
 accesslog = "-"
 errorlog = "-"
+loglevel = _config.log_level
+logger_class = logs.json_gunicorn_logger(Logger)  # JSON lines, as the proxy's
+# gunicorn 25+ opens a control socket in $HOME by default: the dashboard and the
+# proxies on one machine would fight over it, and containers may not have $HOME.
+control_socket_disable = True
 
 
 def _exposed(listeners):

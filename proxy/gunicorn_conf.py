@@ -25,26 +25,7 @@ keepalive = 5
 # with one set, gunicorn builds every request's access-log atoms and throws them away.
 accesslog = None
 loglevel = _config.log_level
-
-
-class JsonLogger(Logger):
-    """gunicorn's logger, with JSON lines for its error log and for every other logger.
-
-    It keeps gunicorn's rule that the access log is on only with `--access-logfile`;
-    the levels follow `loglevel` (NEXUS_LOG_LEVEL, or gunicorn's --log-level).
-    """
-
-    def setup(self, cfg):
-        super().setup(cfg)
-        # In the master before the fork (and again on a reload): workers inherit it.
-        logs.configure(cfg.loglevel.lower())
-        logs.skip_unused_record_fields()
-        formatter = logs.JsonFormatter()
-        for handler in self.error_log.handlers:
-            handler.setFormatter(formatter)
-
-
-logger_class = JsonLogger
+logger_class = logs.json_gunicorn_logger(Logger, lean=True)
 # gunicorn 25+ opens a control socket in $HOME by default: several proxies (or the
 # dashboard) on one machine would fight over it, and containers may not have $HOME.
 control_socket_disable = True

@@ -1,11 +1,14 @@
-"""Where the dashboard listens: loopback only without a key, whatever HOST says."""
+"""Where the dashboard listens (loopback only without a key, whatever HOST says) and how it logs."""
+import json
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
-from tests.dashboard.server import ROOT
+from tests.dashboard.server import ROOT, running_dashboard
 
 
 def _bind_with(env):
@@ -41,3 +44,14 @@ def test_a_keyless_dashboard_refuses_exposed_sockets(monkeypatch):
     with pytest.raises(SystemExit):
         gunicorn_conf.when_ready(server)
     assert "refusing" in logged[0][0]
+
+
+def test_the_dashboard_logs_json_lines_like_the_proxy(tmp_path):
+    with running_dashboard({"DATABASE_URL": f"sqlite:///{tmp_path}/d.db"}, str(tmp_path)) as dash:
+        urllib.request.urlopen(f"{dash.url}/health", timeout=10).read()
+        deadline = time.monotonic() + 10
+        while '/health' not in dash.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lines = [line for line in dash.log().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    assert any('"GET /health' in r.get("event", "") for r in records), lines[-5:]
