@@ -13,7 +13,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -208,55 +207,3 @@ def metric(text, name):
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-# -- the dashboard, for tests that read what it shows --------------------------------------
-class RunningDashboard:
-    """A started `nexus-dashboard`: `url`, `port`, `log_lines()`, `stop()`."""
-
-    def __init__(self, process, port, log_path):
-        self.process, self.port, self.log_path = process, port, log_path
-        self.url = f"http://127.0.0.1:{port}"
-
-    def log_lines(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read().splitlines()
-
-    def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait(timeout=10)
-
-
-def start_dashboard(env, cwd):
-    """Run the real dashboard (gunicorn) on a free loopback port; wait until /health answers."""
-    from tests.proxy_server import ROOT
-    port = free_port()
-    child_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1",
-                 "PYTHONPATH": ROOT, **env}
-    log_path = os.path.join(cwd, "dashboard.log")
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "dashboard.cli"], cwd=cwd, env=child_env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    dashboard = RunningDashboard(process, port, log_path)
-
-    def healthy():
-        if process.poll() is not None:
-            raise RuntimeError("the dashboard exited:\n" + "\n".join(dashboard.log_lines()[-30:]))
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", "/health")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            conn.close()
-
-    if not wait_until(healthy, 30):
-        dashboard.stop()
-        raise RuntimeError("the dashboard did not answer /health in time")
-    return dashboard

@@ -28,7 +28,9 @@ from tests.proxy.conftest import free_port
 from tests.proxy.rows import fetch_rows
 from tests.proxy_server import running_proxy
 
-from .support import message_body, note, start_dashboard, wait_until
+from tests.dashboard.server import running_dashboard
+
+from .support import message_body, note, wait_until
 
 
 def secret(prefix, marker):
@@ -209,15 +211,13 @@ def test_no_secret_reaches_the_database_the_logs_or_the_dashboard(upstream, db_u
     assert leaks("\n".join(proxy_logs), needles) == [], "a secret reached the proxy's log"
     assert leaks(dump_database(db_url, str(tmp_path)), needles) == [], "a secret reached the database"
 
-    dashboard = start_dashboard({"DATABASE_URL": db_url, "DASHBOARD_API_KEY": DASHBOARD_KEY},
-                                str(tmp_path))
-    try:
+    env = {"DATABASE_URL": db_url, "DASHBOARD_API_KEY": DASHBOARD_KEY, "WEB_CONCURRENCY": "1"}
+    with running_dashboard(env, str(tmp_path)) as dashboard:
         pages = crawl(dashboard, rows)
-    finally:
-        dashboard.stop()
+    dashboard_log = dashboard.log()
     leaked = {path: leaks(text, needles) for path, text in pages.items() if leaks(text, needles)}
     assert leaked == {}, f"secrets on dashboard pages: {leaked}"
-    assert leaks("\n".join(dashboard.log_lines()), needles) == [], "a secret reached the dashboard's log"
+    assert leaks(dashboard_log, needles) == [], "a secret reached the dashboard's log"
     note("secrets", db=db_url.split(":")[0], secrets=len(secrets), requests=len(sent),
          rows=len(rows), pages_read=len(pages), proxy_log_lines=len(proxy_logs),
-         dashboard_log_lines=len(dashboard.log_lines()))
+         dashboard_log_lines=len(dashboard_log.splitlines()))
