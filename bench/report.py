@@ -3,7 +3,6 @@
 The page's prose is written by hand; only the part between the BEGIN and END
 markers is replaced, so findings survive a rerun.
 """
-from pathlib import Path
 
 from bench import figures as fig
 

@@ -4,8 +4,8 @@
 
 Records come from `bench.synthetic` (conversations with branches, sub-agents, side
 calls, errors, streams, cache tokens) spread over `--days` days ending now. Each day is
-turned into rows by the recorder's own pure code: `common.rows.derive` (model, usage,
-cost with `common.pricing`, hashes, request type, session) and `common.conversation_index.link`
+turned into rows by the recorder's own pure code: `common.recording.rows.derive` (model, usage,
+cost with `common.pricing`, hashes, request type, session) and `common.recording.conversation_index.link`
 over an in-memory index of the day, so that `nexus relink` and `nexus reprice` find
 nothing to change. Rows, the kept bodies and Task invocations are then inserted in time
 order with bulk statements: executemany on SQLite, execute_values on PostgreSQL.
@@ -24,11 +24,11 @@ import peewee
 
 from common import config as nexus_config
 from common import db as nexus_db
-from common.conversation_index import LinkIndex, link
 from common.migrations import migrate
 from common.models import ApiRequest, RequestBody, TaskInvocation, utcnow
 from common.pricing import load_prices
-from common.rows import derive
+from common.recording.conversation_index import LinkIndex, link
+from common.recording.rows import derive
 
 from . import synthetic
 
@@ -69,8 +69,8 @@ def _insert(database, table, columns, rows):
 
 
 def rebuild_aggregates(database):
-    """Rebuild the hourly aggregates with common.aggregates (helper B's module)."""
-    from common import aggregates
+    """Rebuild the hourly aggregates with common.recording.aggregates (helper B's module)."""
+    from common.recording import aggregates
     return aggregates.rebuild(database)
 
 

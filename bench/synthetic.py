@@ -7,7 +7,7 @@ back in the next request, a rewind resends an earlier prefix with a different me
 a Task call's prompt opens a sub-agent's conversation, and side calls and quota probes
 go to a small model. Streams are real SSE with deltas; usage has the API's shape
 (`cache_creation` split into 5-minute and 1-hour writes). `bench.seed` turns records
-into rows with `common.rows.derive` and links them with `common.conversation_index`,
+into rows with `common.recording.rows.derive` and links them with `common.recording.conversation_index`,
 so the columns are what the recorder would have stored.
 """
 import datetime

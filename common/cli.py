@@ -61,9 +61,9 @@ COMMANDS = (
      "validate credential files and report token expiry"),
     (("retention",), _retention, "common.retention:cmd_retention",
      "delete rows older than NEXUS_RETENTION_DAYS, in batches, keeping aggregates"),
-    (("relink",), _relink, "common.store:cmd_relink",
+    (("relink",), _relink, "common.recording.relink:cmd_relink",
      "rebuild conversation links from stored bodies and report the linked share"),
-    (("reprice",), _reprice, "common.store:cmd_reprice", "recompute costs from stored usage"),
+    (("reprice",), _reprice, "common.recording.reprice:cmd_reprice", "recompute costs from stored usage"),
     (("export",), _export, "common.export:cmd_export", "write rows as CSV or JSON lines"),
 )
 

@@ -37,7 +37,7 @@ _HOURLY_KEY = "api_usage_hourly_hour_domain_model_request_type_account_id"
 
 def _hourly_usage_per_account(db):
     # The token page's 7/30-day columns need the account in the aggregates' key (ADR 0053).
-    from . import aggregates
+    from .recording import aggregates
     add_column_if_missing(db, "api_usage_hourly", "account_id",
                           pw.CharField(max_length=255, default=""))
     for index in db.get_indexes("api_usage_hourly"):  # by its columns, whatever its name

@@ -1,5 +1,5 @@
 """Latency percentiles from the bucketed histograms of the hourly aggregates. Pure."""
-from common.aggregates import percentile_from_histogram
+from common.recording.aggregates import percentile_from_histogram
 from common.models import histogram_columns
 
 

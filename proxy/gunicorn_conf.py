@@ -46,8 +46,8 @@ def post_worker_init(worker):
     from common.db import make_psycopg2_cooperative
     from proxy import wsgi
     make_psycopg2_cooperative()
-    from gevent.monkey import get_original
-    logs.use_locks(get_original("_thread", "RLock"))  # the writer thread logs too
+    from proxy.green import real_rlock
+    logs.use_locks(real_rlock)  # the writer thread logs too
     wsgi.app.load(connections=worker.cfg.worker_connections)
 
 

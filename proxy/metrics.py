@@ -15,6 +15,8 @@ import os
 import shutil
 import tempfile
 
+from .green import real_lock
+
 # name: (type, help); histograms are in seconds
 DEFINITIONS = {
     "nexus_requests_total": ("counter", "Requests answered, by method and status."),
@@ -73,7 +75,7 @@ class Metrics:
         self.gauges = {}
         self.buckets = {}    # (name, labels) -> [count per bucket..., +Inf]
         self.sums = {}
-        self._flushing = _real_lock()  # the writer thread and a scrape may flush at once
+        self._flushing = real_lock()  # the writer thread and a scrape may flush at once
 
     def inc(self, name, labels="", amount=1.0):
         key = (name, labels)
@@ -139,16 +141,6 @@ def _remove(path):
         os.unlink(path)
     except OSError:
         pass
-
-
-def _real_lock():
-    """An OS-thread lock even under gevent's monkey-patching (the writer is a real thread)."""
-    try:
-        from gevent.monkey import get_original
-        return get_original("_thread", "allocate_lock")()
-    except ImportError:
-        import _thread
-        return _thread.allocate_lock()
 
 
 def _alive(pid):

@@ -4,7 +4,7 @@ The proxy's greenlets `put()` records without blocking: a deque append (atomic
 under the GIL, so safe between the gevent hub and an OS thread). The writer runs
 in an OS thread, not a greenlet, because SQLite calls would otherwise stall the
 hub; it takes up to NEXUS_BATCH_SIZE records at a time and saves them with
-`common.store.save_records`. When the database is unreachable, or the queue is
+`common.recording.store.save_records`. When the database is unreachable, or the queue is
 full (NEXUS_QUEUE_SIZE records or NEXUS_QUEUE_BYTES bytes, counting the batch
 being written), records go to the spool; once the database answers again the
 writer replays the spool. A record that the database rejects for its content
@@ -20,7 +20,8 @@ import peewee
 
 from common.logs import event
 
-from .spool import Spool, _real_lock
+from .green import original, real_lock
+from .spool import Spool
 
 log = logging.getLogger("nexus.recorder")
 
@@ -50,14 +51,6 @@ class Unavailable(Exception):
 
 # Errors that mean "the database is not there right now", not "this record is bad".
 UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError, Unavailable)
-
-
-def _original(module, name, fallback):
-    try:
-        from gevent.monkey import get_original
-        return get_original(module, name)
-    except ImportError:
-        return fallback
 
 
 class Recorder:
@@ -95,9 +88,9 @@ class Recorder:
         self._released = 0   # by the writer thread, once a batch is saved or spooled
         self.database_up = True
         self._stopping = False
-        self._done = _real_lock()
+        self._done = real_lock()
         self._thread_started = False
-        self._sleep = _original("time", "sleep", time.sleep)
+        self._sleep = original("time", "sleep")
         self._next_probe = self._next_replay = self._next_metrics = 0.0
 
     def put(self, record):
@@ -125,7 +118,7 @@ class Recorder:
         # 5 ms switch interval a request waiting for it would wait up to 5 ms.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._done.acquire()
-        _original("_thread", "start_new_thread", __import__("_thread").start_new_thread)(self._run, ())
+        original("_thread", "start_new_thread")(self._run, ())
 
     def stop(self, timeout=10.0):
         """Write what is queued (or spool it), then end the writer thread."""

@@ -23,6 +23,8 @@ import time
 
 from common.logs import event
 
+from .green import real_lock
+
 log = logging.getLogger("nexus.spool")
 
 _counter = itertools.count(1)
@@ -59,7 +61,7 @@ class Spool:
         self.directory = directory
         self._fd = None
         self._path = None
-        self._lock = lock_factory() if lock_factory else _real_lock()
+        self._lock = lock_factory() if lock_factory else real_lock()
         self._last_complaint = 0.0
 
     def append(self, records):
@@ -199,13 +201,3 @@ def _read_records(f, path):
         except (ValueError, KeyError):
             event(log, "spool line unreadable, skipped", logging.WARNING,
                   file=os.path.basename(path), line=number)
-
-
-def _real_lock():
-    """An OS-thread lock even under gevent's monkey-patching (the writer is a real thread)."""
-    try:
-        from gevent.monkey import get_original
-        return get_original("_thread", "allocate_lock")()
-    except ImportError:
-        import _thread
-        return _thread.allocate_lock()

@@ -20,20 +20,12 @@ import time
 
 from common.logs import event
 
+from .green import original
 from .recorder import Unavailable
 
 log = logging.getLogger("nexus.writer")
 
 _HEADER = struct.Struct(">I")
-
-
-def _original(name):
-    """os.<name> as the OS gives it: gevent's patched versions need its main-thread hub."""
-    try:
-        from gevent.monkey import get_original
-        return get_original("os", name)
-    except ImportError:
-        return getattr(os, name)
 STOP_WAIT_S = 15.0
 
 
@@ -67,7 +59,7 @@ class WriterProcess:
         self._reap()
         read_end, write_end = os.pipe()
         try:
-            self.pid = _original("posix_spawn")(
+            self.pid = original("os", "posix_spawn")(
                 sys.executable, [sys.executable, "-m", "proxy.writer", self.metrics_dir],
                 os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)])
         finally:
@@ -95,7 +87,7 @@ class WriterProcess:
     def _reap(self):
         if self.pid is not None:
             try:
-                _original("waitpid")(self.pid, os.WNOHANG)
+                original("os", "waitpid")(self.pid, os.WNOHANG)
             except ChildProcessError:
                 pass
 
@@ -107,7 +99,7 @@ class WriterProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                pid, _ = _original("waitpid")(self.pid, os.WNOHANG)
+                pid, _ = original("os", "waitpid")(self.pid, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid:
@@ -120,8 +112,9 @@ class WriterProcess:
 def main(argv=None):
     """Entry point of the writer process."""
     from common import config as nexus_config
-    from common import db, logs, pricing, store
+    from common import db, logs, pricing
     from common.migrations import migrate
+    from common.recording import store
 
     from .metrics import Metrics
     from .recorder import Recorder

@@ -18,8 +18,9 @@ def create_app(config=None, authenticator=None, notifier=None, writer_process=Tr
     With `writer_process`, records are saved by a process of their own (proxy/writer.py)
     so that their Python work does not share the worker's GIL; else by a thread here.
     """
-    from common import db, pricing, store
+    from common import db, pricing
     from common.migrations import migrate
+    from common.recording import store
 
     from .app import Proxy
     from .auth import Authenticator

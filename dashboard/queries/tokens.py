@@ -10,7 +10,7 @@ import json
 
 import peewee as pw
 
-from common.aggregates import TOKEN_COLUMNS
+from common.recording.aggregates import TOKEN_COLUMNS
 from common.models import ApiRequest, HourlyUsage
 
 from .stats import day_of, plain

@@ -4,7 +4,7 @@ import datetime
 
 from flask import Blueprint, request
 
-from common.aggregates import hour_of
+from common.recording.aggregates import hour_of
 from common.models import utcnow
 
 from .. import ratelimits

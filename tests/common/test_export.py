@@ -9,7 +9,7 @@ import pytest
 from common import cli, export
 from common import config as nexus_config
 from common.pricing import load_prices
-from common.store import save_records
+from common.recording.store import save_records
 from tests import scenarios
 
 CONFIG = nexus_config.load({})

@@ -5,7 +5,7 @@ import multiprocessing
 import peewee as pw
 import pytest
 
-from common import aggregates
+from common.recording import aggregates
 from common import db as nexus_db
 from common import models
 from common.migrations import MIGRATIONS, current_version, migrate

@@ -6,7 +6,7 @@ from common import config as nexus_config
 from common.models import ApiRequest, HourlyUsage, RequestBody, TaskInvocation, utcnow
 from common.pricing import load_prices
 from common.retention import prune
-from common.store import save_records
+from common.recording.store import save_records
 from tests import scenarios
 
 CONFIG = nexus_config.load({})

@@ -6,7 +6,8 @@ import pytest
 from common import config as nexus_config
 from common.models import ApiRequest, TaskInvocation
 from common.pricing import load_prices
-from common.store import relink, save_records
+from common.recording.relink import relink
+from common.recording.store import save_records
 from tests import scenarios
 
 CONFIG = nexus_config.load({})

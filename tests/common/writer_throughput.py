@@ -74,7 +74,7 @@ def main():
                                     for m in ("config", "db", "rows"))
     migrate = importlib.import_module("common.migrations").migrate
     load_prices = importlib.import_module("common.pricing").load_prices
-    save_records = importlib.import_module("common.store").save_records
+    save_records = importlib.import_module("common.recording.store").save_records
     prices, config = load_prices(), nexus_config.load({})
     small, big = bodies.small(), bodies.claude_code()
     grow = growing(5 + a.big * 5)

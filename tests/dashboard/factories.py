@@ -4,7 +4,7 @@ import json
 import uuid
 
 from bench import seed as bench_seed
-from common import aggregates
+from common.recording import aggregates
 from common.models import ApiRequest, RequestBody, utcnow
 
 

@@ -2,7 +2,7 @@
 import csv
 import datetime
 
-from common import aggregates
+from common.recording import aggregates
 from common.models import ApiRequest, utcnow
 
 from .factories import make_request, minutes_ago

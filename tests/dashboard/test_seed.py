@@ -9,7 +9,8 @@ from bench import synthetic
 from common import config as nexus_config
 from common.models import ApiRequest, HourlyUsage, RequestBody, TaskInvocation
 from common.pricing import load_prices
-from common.store import relink, reprice
+from common.recording.relink import relink
+from common.recording.reprice import reprice
 
 CHECKED = ("request_id", "model", "request_type", "account_id", "session_id", "conversation_id",
            "branch_id", "parent_request_id", "is_subtask", "parent_task_request_id",

@@ -5,7 +5,7 @@ import uuid
 
 import peewee as pw
 
-from common import aggregates
+from common.recording import aggregates
 from common.models import ApiRequest, utcnow
 
 from .conftest import KEY, make_app

@@ -5,7 +5,8 @@ import time
 from urllib.parse import urlsplit
 
 from common import config as nexus_config
-from common import pricing, store
+from common import pricing
+from common.recording import store
 from proxy.metrics import Metrics
 from proxy.recorder import Recorder
 from tests.proxy.conftest import MODEL, TcpRelay, sdk

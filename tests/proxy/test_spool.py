@@ -10,7 +10,8 @@ import time
 import uuid
 
 from common import config as nexus_config
-from common import pricing, store
+from common import pricing
+from common.recording import store
 from proxy.spool import Spool, decode, encode
 from tests.proxy.conftest import MODEL, free_port, sdk
 from tests.proxy.rows import fetch_rows, wait_for_rows

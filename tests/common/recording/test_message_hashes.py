@@ -1,13 +1,13 @@
 """Message hashes with the cache: the same hashes as without it, within its bound.
 
-The normalisation rules themselves are tested through `common.linking` in test_linking.py.
+The normalisation rules themselves are tested through `common.recording.linking` in test_linking.py.
 """
 import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common import message_hashes
+from common.recording import message_hashes
 from tests import scenarios
 
 

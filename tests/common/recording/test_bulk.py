@@ -1,8 +1,8 @@
 """Multi-row INSERTs built once: the values peewee would store, conflicts as peewee handles them."""
 import datetime
 
-from common import bulk
 from common.models import ApiRequest, HourlyUsage, TaskInvocation
+from common.recording import bulk
 
 T0 = datetime.datetime(2026, 11, 20, 9, 15, 30, 123456)
 

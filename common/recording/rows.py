@@ -2,16 +2,16 @@
 
 `derive()` reads the bodies once and returns the `api_requests` columns, the
 `api_request_bodies` columns the capture policy keeps, and what linking needs
-(`Features`). The links themselves need earlier rows; `common.store` adds them.
+(`Features`). The links themselves need earlier rows; `common.recording.store` adds them.
 """
 import datetime
 import json
 import re
 from dataclasses import dataclass, field
 
+from ..models import ApiRequest
+from ..redact import redact_headers
 from . import linking, message_hashes
-from .models import ApiRequest
-from .redact import redact_headers
 
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_read_input_tokens")
@@ -146,7 +146,7 @@ def response_message(record):
     raw = record.get("response_body")
     raw = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
     if record.get("stream"):
-        from .accumulator import message_from_sse
+        from ..accumulator import message_from_sse
         acc = message_from_sse(bytes(raw or b""))
         message = acc.message if isinstance(acc.message, dict) and acc.message else None
         error = _error_text(acc.error)

@@ -1,6 +1,6 @@
 """Message hashes: the normalised messages of a request, hashed as prefixes.
 
-Pure functions (and a cache) over parsed messages; `common.linking` applies them.
+Pure functions (and a cache) over parsed messages; `common.recording.linking` applies them.
 The normalisation rules, with examples, are in docs/conversations.md; the cache and
 what it saves, in docs/recording-performance.md.
 """
@@ -169,7 +169,7 @@ def _lines(messages, raw, cache):
 def prefix_hashes(messages, raw=None, cache=None):
     """hashes[k] is the hash of the first k normalised messages (hashes[0] is None).
 
-    `raw`, the JSON text each message was parsed from (`common.rows.parse_body`), lets
+    `raw`, the JSON text each message was parsed from (`common.recording.rows.parse_body`), lets
     `cache` (a MessageCache) skip normalising and serialising the messages it has met
     before; the hashes are the same with or without it.
     """

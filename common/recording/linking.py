@@ -1,6 +1,6 @@
 """What a request says about its conversation: pure functions over parsed bodies.
 
-Nothing here touches the database. `common.store` computes these values for each
+Nothing here touches the database. `common.recording.store` computes these values for each
 record and looks up the rows they point at. The rules, with examples, are in
 docs/conversations.md.
 """

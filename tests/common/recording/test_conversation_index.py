@@ -4,7 +4,7 @@ import datetime
 from common import config as nexus_config
 from common.models import ApiRequest
 from common.pricing import load_prices
-from common.store import save_records
+from common.recording.store import save_records
 from tests import scenarios
 
 CONFIG = nexus_config.load({})

@@ -3,8 +3,8 @@ import datetime
 
 import pytest
 
-from common import aggregates
 from common.models import ApiRequest, HourlyUsage, histogram_columns
+from common.recording import aggregates
 from common.retention import prune
 
 T0 = datetime.datetime(2026, 11, 20, 9, 15)

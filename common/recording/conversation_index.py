@@ -8,8 +8,8 @@ examples, in docs/conversations.md.
 import datetime
 from collections import defaultdict
 
+from ..models import ApiRequest, TaskInvocation
 from . import linking
-from .models import ApiRequest, TaskInvocation
 from .rows import COMPACTION_TOOL_ID
 
 MAIN_BRANCH = "main"

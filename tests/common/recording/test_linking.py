@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from common import linking
+from common.recording import linking
 from tests import scenarios
 
 SESSION = "6f1d2c3b-1111-4222-8333-944455556666"

@@ -9,8 +9,8 @@ import datetime
 
 import peewee as pw
 
+from ..models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
 from . import bulk
-from .models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
 
 KEY = ("hour", "domain", "model", "request_type", "account_id")
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",

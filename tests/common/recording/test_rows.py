@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common import config as nexus_config
-from common import rows
 from common.pricing import load_prices
+from common.recording import rows
 
 CONFIG = nexus_config.load({})
 

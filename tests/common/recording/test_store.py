@@ -7,7 +7,7 @@ from common import cli
 from common import config as nexus_config
 from common.models import ApiRequest, HourlyUsage, RequestBody, TaskInvocation
 from common.pricing import load_prices
-from common.store import save_records
+from common.recording.store import save_records
 from tests import scenarios
 
 CONFIG = nexus_config.load({})

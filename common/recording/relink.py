@@ -1,0 +1,97 @@
+"""`nexus relink`: rebuild every conversation link from the stored bodies.
+
+Rows are read oldest first, a batch at a time, and linked with the same rules
+as fresh traffic (`conversation_index.link`).
+"""
+import peewee as pw
+
+from ..models import ApiRequest, RequestBody, TaskInvocation
+from .conversation_index import LinkIndex, link
+from .rows import features, parse_body, parse_json
+from .store import LINK_COLUMNS, _chunks, _transaction
+
+_RELINK_FIELDS = (ApiRequest.id, ApiRequest.request_id, ApiRequest.domain, ApiRequest.timestamp,
+                  ApiRequest.request_type, ApiRequest.message_count, ApiRequest.session_id,
+                  ApiRequest.system_hash, ApiRequest.response_status, ApiRequest.error,
+                  ApiRequest.current_message_hash, ApiRequest.parent_message_hash,
+                  ApiRequest.conversation_id, ApiRequest.branch_id, ApiRequest.parent_request_id,
+                  ApiRequest.is_subtask, ApiRequest.parent_task_request_id,
+                  RequestBody.request_body, RequestBody.response_body)
+
+
+def _stored_features(row, config):
+    """Linking inputs from the stored bodies, or from the stored hashes without them."""
+    body, raw = parse_body(row.pop("request_body"))
+    message = parse_json(row.pop("response_body"))
+    message = message if isinstance(message, dict) and message.get("type") == "message" else None
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+        return features(body, message, config, raw), message is not None, True
+    found = features(None, None, config)
+    found.hashes = [None, row["parent_message_hash"], None, row["current_message_hash"]]
+    return found, False, False
+
+
+def _relink_batch(rows, config):
+    """Relink one batch of rows (oldest first); return how many rows changed."""
+    prepared = [(row, *_stored_features(row, config)) for row in rows]
+    index = LinkIndex()
+    index.prefetch([(row, found) for row, found, *_ in prepared])
+    changed, rebuilt = [], []
+    for row, found, has_response, has_body in prepared:
+        links = link(row, found, index)
+        if not has_body and row["parent_request_id"] and not links["parent_request_id"]:
+            # Without its body a compaction or sub-agent link cannot be re-derived: keep it.
+            links = {k: row[k] for k in LINK_COLUMNS}
+        if any(row[k] != v for k, v in links.items()):
+            changed.append(ApiRequest(id=row["id"], **links))
+        row.update(links)
+        index.add(row, found)
+        if has_response:
+            rebuilt.append((row, found))
+    if changed:
+        ApiRequest.bulk_update(changed, fields=list(LINK_COLUMNS), batch_size=100)
+    if rebuilt:
+        ids = [row["request_id"] for row, _ in rebuilt]
+        TaskInvocation.delete().where(TaskInvocation.request_id.in_(ids)).execute()
+        tasks = [{"request_id": row["request_id"], "domain": row["domain"], "tool_use_id": t,
+                  "prompt_hash": h, "timestamp": row["timestamp"]}
+                 for row, found in rebuilt for t, h in found.invocations]
+        for chunk in _chunks(tasks):
+            TaskInvocation.insert_many(chunk).execute()
+    return len(changed)
+
+
+def relink(database, config, batch_size=1000):
+    """Rebuild every link in timestamp order; return (changed, linked, inference)."""
+    changed = linked = total = 0
+    last = None
+    while True:
+        query = (ApiRequest.select(*_RELINK_FIELDS)
+                 .join(RequestBody, pw.JOIN.LEFT_OUTER,
+                       on=(RequestBody.request_id == ApiRequest.request_id))
+                 .order_by(ApiRequest.timestamp, ApiRequest.id).limit(batch_size))
+        if last:  # a row-value comparison, so that the (timestamp, id) index serves it
+            query = query.where(pw.Tuple(ApiRequest.timestamp, ApiRequest.id) > pw.Tuple(*last))
+        rows = list(query.dicts())
+        if not rows:
+            return changed, linked, total
+        with _transaction(database):
+            changed += _relink_batch(rows, config)
+        inference = [r for r in rows if r["request_type"] == "inference"]
+        total += len(inference)
+        linked += sum(1 for r in inference if r["parent_request_id"])
+        last = (rows[-1]["timestamp"], rows[-1]["id"])
+
+
+def cmd_relink(args, config):
+    """`nexus relink`: rebuild links and print the share of requests linked to a parent."""
+    from ..db import connect
+    database = connect(config.database_url)
+    try:
+        changed, linked, total = relink(database, config, batch_size=args.batch_size)
+    finally:
+        database.close()
+    share = 100.0 * linked / total if total else 0.0
+    print(f"inference requests: {total}, linked to a parent: {linked} ({share:.1f}%), "
+          f"rows changed: {changed}")
+    return 0

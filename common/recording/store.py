@@ -1,0 +1,112 @@
+"""The recorder's I/O edge: records in, rows out, linked to the rows before them.
+
+`save_records` writes one batch in one transaction: it skips request ids already
+stored (a replayed spool never makes a second row), derives each row
+(`common.recording.rows`), links it (`common.recording.conversation_index`), then inserts rows,
+bodies, task invocations and the hourly aggregates together.
+"""
+import logging
+
+import peewee as pw
+
+from ..models import ApiRequest, RequestBody, TaskInvocation
+from . import aggregates, bulk
+from .conversation_index import LinkIndex, link
+from .rows import derive, text, timestamp
+
+log = logging.getLogger("nexus.store")
+
+CHUNK = 200
+LINK_COLUMNS = ("conversation_id", "branch_id", "parent_request_id", "is_subtask",
+                "parent_task_request_id")
+
+
+def _real(database):
+    return getattr(database, "obj", None) or database
+
+
+def _transaction(database):
+    # On SQLite, take the write lock first: the existence check and the links
+    # then see every row another worker committed before us.
+    if isinstance(_real(database), pw.SqliteDatabase):
+        return database.atomic(lock_type="IMMEDIATE")
+    return database.atomic()
+
+
+def _chunks(items, size=CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _existing(request_ids):
+    found = set()
+    for chunk in _chunks(list(request_ids), 500):
+        query = ApiRequest.select(ApiRequest.request_id).where(ApiRequest.request_id.in_(chunk))
+        found.update(r for (r,) in query.tuples())
+    return found
+
+
+def _fresh(records):
+    """Records not seen before in this batch, oldest first."""
+    unique = {}
+    for record in records:
+        unique.setdefault(record["request_id"], record)
+    return sorted(unique.values(), key=lambda r: timestamp(r["timestamp"]))
+
+
+def _derive(record, prices, config):
+    """Row values of a record; a body no rule can read still makes a plain row.
+
+    A record that made derivation fail must not block the batch (the writer would
+    retry it forever), so it is stored without links, its bodies kept as text.
+    """
+    try:
+        return derive(record, prices, config)
+    except Exception:
+        log.exception("could not derive request %s; storing it unlinked", record.get("request_id"))
+        plain = derive(dict(record, request_body=None, response_body=None, stream=False),
+                       prices, config)
+        if plain.body is not None:
+            plain.body.update(request_body=text(record.get("request_body")),
+                              response_body=text(record.get("response_body")))
+        return plain
+
+
+def _insert_rows(database, rows):
+    """Insert rows, ignoring request ids already present; return the ids inserted."""
+    inserted = bulk.insert(database, ApiRequest, rows, ignore=True, returning="request_id",
+                           chunk=CHUNK)
+    # SQLite: the write lock taken before the existence check keeps out concurrent twins.
+    return inserted if inserted is not None else {r["request_id"] for r in rows}
+
+
+def _task_rows(derived):
+    return [{"request_id": d.row["request_id"], "domain": d.row["domain"],
+             "tool_use_id": tool_use_id, "prompt_hash": prompt_hash,
+             "timestamp": d.row["timestamp"]}
+            for d in derived for tool_use_id, prompt_hash in d.features.invocations]
+
+
+def save_records(database, records, prices, config):
+    """Store a batch of records in one transaction; return the number of new rows."""
+    records = _fresh(records)
+    if not records:
+        return 0
+    derived = [_derive(r, prices, config) for r in records]
+    with _transaction(database):
+        known = _existing(d.row["request_id"] for d in derived)
+        derived = [d for d in derived if d.row["request_id"] not in known]
+        if not derived:
+            return 0
+        index = LinkIndex()
+        index.prefetch([(d.row, d.features) for d in derived])
+        for d in derived:
+            d.row.update(link(d.row, d.features, index))
+            index.add(d.row, d.features)
+        inserted = _insert_rows(database, [d.row for d in derived])
+        derived = [d for d in derived if d.row["request_id"] in inserted]
+        bulk.insert(database, RequestBody, [d.body for d in derived if d.body], ignore=True,
+                    chunk=100)
+        bulk.insert(database, TaskInvocation, _task_rows(derived))
+        aggregates.add([d.row for d in derived], database)
+    return len(derived)
