@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import peewee as pw
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate as _apply
 
-from .models import ALL_MODELS, SchemaVersion
+from .models import ALL_MODELS, LATER_MODELS, SchemaVersion
 
 log = logging.getLogger("nexus.migrations")
 
@@ -63,11 +63,31 @@ def _bodies_compressed_with_lz4(db):
                        "lz4, ALTER COLUMN response_body SET COMPRESSION lz4")
 
 
+def _bodies_as_pieces(db):
+    # Request bodies stored once per piece (docs/adr/0090): the pieces table, the per-day
+    # storage figures, and the new columns of api_request_bodies. Existing bodies stay in
+    # the legacy text columns until `nexus migrate` converts them in batches.
+    from .models import BodyPiece, BodyStorageDaily
+    db.create_tables([BodyPiece, BodyStorageDaily], safe=True)
+    for name, field in (("request_recipe", pw.BlobField(null=True)),
+                        ("request_size", pw.IntegerField(null=True)),
+                        ("response_data", pw.BlobField(null=True)),
+                        ("response_size", pw.IntegerField(null=True))):
+        add_column_if_missing(db, "api_request_bodies", name, field)
+    if isinstance(getattr(db, "obj", None) or db, pw.PostgresqlDatabase):
+        # The blobs are compressed already: TOAST should store them out of line without
+        # trying to compress them again.
+        db.execute_sql("ALTER TABLE body_pieces ALTER COLUMN data SET STORAGE EXTERNAL")
+        db.execute_sql("ALTER TABLE api_request_bodies ALTER COLUMN request_recipe SET STORAGE "
+                       "EXTERNAL, ALTER COLUMN response_data SET STORAGE EXTERNAL")
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
     _hourly_usage_per_account,
     _bodies_compressed_with_lz4,
+    _bodies_as_pieces,
 )
 
 
@@ -106,7 +126,7 @@ def current_version(db):
 
 def migrate(db):
     """Apply pending migrations; return the versions applied (often none)."""
-    with db.bind_ctx((SchemaVersion,) + ALL_MODELS), db.connection_context(), _schema_lock(db):
+    with db.bind_ctx((SchemaVersion,) + ALL_MODELS + LATER_MODELS), db.connection_context(), _schema_lock(db):
         db.create_tables([SchemaVersion], safe=True)
         done = current_version(db)
         applied = []

@@ -89,16 +89,62 @@ CONTRACT_COLUMNS = ("request_id", "domain", "timestamp", "method", "path", "mode
 
 
 class RequestBody(BaseModel):
-    """Bodies and (redacted) headers, kept apart so that row scans stay small."""
+    """A request's bodies and (redacted) headers, kept apart so that row scans stay small.
+
+    The request body is a recipe over `body_pieces` (common/recording/pieces.py); the
+    response is kept whole, as the client received it. Both are compressed blobs
+    (common/recording/compression.py). `request_body`/`response_body` hold rows written
+    before pieces existed, until `nexus migrate` converts them.
+    """
 
     request_id = pw.CharField(max_length=36, primary_key=True)
-    request_body = pw.TextField(null=True)
-    response_body = pw.TextField(null=True)
+    request_body = pw.TextField(null=True)   # legacy: the body as text
+    response_body = pw.TextField(null=True)  # legacy: the answer (a stream's rebuilt message)
     request_headers = pw.TextField(null=True)
     response_headers = pw.TextField(null=True)
+    request_recipe = pw.BlobField(null=True)
+    request_size = pw.IntegerField(null=True)    # bytes as the client sent them
+    response_data = pw.BlobField(null=True)
+    response_size = pw.IntegerField(null=True)   # bytes as the client received them
 
     class Meta:
         table_name = "api_request_bodies"
+
+
+class BodyPiece(BaseModel):
+    """One element of request bodies (a system block, a tool, a message), stored once
+    per domain under the sha256 of its bytes."""
+
+    id = pw.BigAutoField()
+    domain = pw.CharField(max_length=255)
+    digest = pw.CharField(max_length=64)
+    kind = pw.CharField(max_length=16)
+    size = pw.IntegerField()                 # bytes before compression
+    stored = pw.IntegerField()               # bytes of `data`
+    data = pw.BlobField()
+    first_request_id = pw.CharField(max_length=36)
+    created_at = pw.DateTimeField()
+    # The newest request using the piece (to within PIECE_TOUCH, common/recording/bodies.py):
+    # retention deletes a piece once no request that remains can use it.
+    last_seen = pw.DateTimeField()
+
+    class Meta:
+        table_name = "body_pieces"
+        indexes = ((("domain", "digest"), True), (("last_seen",), False))
+
+
+class BodyStorageDaily(BaseModel):
+    """Per UTC day and domain: body bytes received and the bytes their storage added."""
+
+    day = pw.DateField()
+    domain = pw.CharField(max_length=255, default="")
+    requests = pw.IntegerField(default=0)
+    received_bytes = pw.BigIntegerField(default=0)
+    stored_bytes = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "body_storage_daily"
+        indexes = ((("day", "domain"), True),)
 
 
 class TaskInvocation(BaseModel):
@@ -203,5 +249,8 @@ class SchemaVersion(BaseModel):
         table_name = "nexus_schema_version"
 
 
+# The tables of the first schema; `_initial_schema` creates these and later migrations
+# add the others (LATER_MODELS), so that an old database and a new one end up alike.
 ALL_MODELS = (ApiRequest, RequestBody, TaskInvocation, HourlyUsage, ClientKey,
               UsageWindow, CredentialLease)
+LATER_MODELS = (BodyPiece, BodyStorageDaily)

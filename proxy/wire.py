@@ -109,13 +109,17 @@ def check_json(body):
 
 
 def make_record(x, now):
-    """The record (docs/architecture.md) of a finished exchange."""
+    """The record (docs/architecture.md) of a finished exchange.
+
+    Headers are redacted here, once: the record may wait in the spool on disk, and the
+    writer stores its headers as they are.
+    """
     grant = x.grant
     return {
         "request_id": x.request_id, "timestamp": x.timestamp, "domain": x.domain,
         "method": x.method, "path": x.path, "query": x.query,
         "request_headers": redact_headers(x.headers), "request_body": x.body,
-        "response_status": x.status, "response_headers": x.response_headers,
+        "response_status": x.status, "response_headers": redact_headers(x.response_headers),
         "response_body": b"".join(x.chunks) if x.chunks else None, "stream": x.stream,
         "duration_ms": round((now - x.start) * 1000, 3),
         "first_token_ms": round((x.first_byte - x.start) * 1000, 3) if x.first_byte else None,

@@ -13,6 +13,7 @@ from .message_hashes import (  # noqa: F401
     MessageCache, ancestor_hashes, current_message_hash, normalise_messages,
     parent_message_hash, prefix_hashes, strip_reminders)
 from .message_hashes import content_blocks as _blocks
+from .pieces import ARRAY_TYPES
 
 # --- sessions ---------------------------------------------------------------
 
@@ -41,7 +42,7 @@ def parse_user_id(user_id):
 def messages_of(body):
     """The body's message list, or [] when the body has none (or not a list)."""
     messages = body.get("messages") if isinstance(body, dict) else None
-    return messages if isinstance(messages, list) else []
+    return messages if isinstance(messages, ARRAY_TYPES) else []
 
 
 def _str_or_none(value):

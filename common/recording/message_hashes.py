@@ -10,6 +10,8 @@ import re
 import threading
 from collections import OrderedDict
 
+from .pieces import ARRAY_TYPES
+
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 # Keys that change between two sends of the same message, or that only steer caching.
 _VOLATILE = frozenset({"cache_control", "id", "tool_use_id", "signature", "citations"})
@@ -25,7 +27,7 @@ def content_blocks(content):
     """A message's content as a list of blocks (a string is one text block)."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    if isinstance(content, list):
+    if isinstance(content, ARRAY_TYPES):
         return [b for b in content if isinstance(b, dict)]
     return []
 
@@ -150,15 +152,17 @@ def _lines(messages, raw, cache):
         normals = (_normal_message(m, seen) for m in messages)
         return [None if n is None else _canonical(n) + b"\n" for n in normals]
     entries = cache.get_many(raw)
-    new = [(raw[i], _entry(m)) for i, m in enumerate(messages) if entries[i] is None]
+    # Only the messages met for the first time are read (parsed, when `messages` parses
+    # lazily); the others are their cached lines.
+    new = [(raw[i], _entry(messages[i])) for i, entry in enumerate(entries) if entry is None]
     cache.put_many(new)
     made = iter(new)
     lines, seen = [], set()
-    for message, entry in zip(messages, entries):
+    for index, entry in enumerate(entries):
         line, ids = entry if entry is not None else next(made)[1]
         if not seen.isdisjoint(ids):
             # A tool id already seen earlier in this list: the message loses that block here.
-            normal = _normal_message(message, seen)
+            normal = _normal_message(messages[index], seen)
             line = None if normal is None else _canonical(normal) + b"\n"
         else:
             seen.update(ids)

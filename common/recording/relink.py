@@ -5,9 +5,10 @@ as fresh traffic (`conversation_index.link`).
 """
 import peewee as pw
 
-from ..models import ApiRequest, RequestBody, TaskInvocation
+from ..models import ApiRequest, TaskInvocation
+from . import bodies
 from .conversation_index import LinkIndex, link
-from .rows import features, parse_body, parse_json
+from .rows import features, split_request
 from .store import LINK_COLUMNS, _chunks, _transaction
 
 _RELINK_FIELDS = (ApiRequest.id, ApiRequest.request_id, ApiRequest.domain, ApiRequest.timestamp,
@@ -15,25 +16,26 @@ _RELINK_FIELDS = (ApiRequest.id, ApiRequest.request_id, ApiRequest.domain, ApiRe
                   ApiRequest.system_hash, ApiRequest.response_status, ApiRequest.error,
                   ApiRequest.current_message_hash, ApiRequest.parent_message_hash,
                   ApiRequest.conversation_id, ApiRequest.branch_id, ApiRequest.parent_request_id,
-                  ApiRequest.is_subtask, ApiRequest.parent_task_request_id,
-                  RequestBody.request_body, RequestBody.response_body)
+                  ApiRequest.is_subtask, ApiRequest.parent_task_request_id, ApiRequest.stream)
 
 
-def _stored_features(row, config):
+def _stored_features(row, stored, config):
     """Linking inputs from the stored bodies, or from the stored hashes without them."""
-    body, raw = parse_body(row.pop("request_body"))
-    message = parse_json(row.pop("response_body"))
-    message = message if isinstance(message, dict) and message.get("type") == "message" else None
-    if isinstance(body, dict) and isinstance(body.get("messages"), list):
-        return features(body, message, config, raw), message is not None, True
+    split = split_request(stored.request) if stored is not None else None
+    body = split.fields if split is not None else None
+    message = stored.answer(row["stream"]) if stored is not None else None
+    if isinstance(body, dict) and body.get("messages") is not None:
+        return features(body, message, config), message is not None, True
     found = features(None, None, config)
     found.hashes = [None, row["parent_message_hash"], None, row["current_message_hash"]]
     return found, False, False
 
 
-def _relink_batch(rows, config):
+def _relink_batch(rows, config, cache=None):
     """Relink one batch of rows (oldest first); return how many rows changed."""
-    prepared = [(row, *_stored_features(row, config)) for row in rows]
+    stored = bodies.load([row["request_id"] for row in rows], cache)
+    prepared = [(row, *_stored_features(row, stored.get(row["request_id"]), config))
+                for row in rows]
     index = LinkIndex()
     index.prefetch([(row, found) for row, found, *_ in prepared])
     changed, rebuilt = [], []
@@ -64,11 +66,9 @@ def _relink_batch(rows, config):
 def relink(database, config, batch_size=1000):
     """Rebuild every link in timestamp order; return (changed, linked, inference)."""
     changed = linked = total = 0
-    last = None
+    last, cache = None, bodies.PieceCache()
     while True:
         query = (ApiRequest.select(*_RELINK_FIELDS)
-                 .join(RequestBody, pw.JOIN.LEFT_OUTER,
-                       on=(RequestBody.request_id == ApiRequest.request_id))
                  .order_by(ApiRequest.timestamp, ApiRequest.id).limit(batch_size))
         if last:  # a row-value comparison, so that the (timestamp, id) index serves it
             query = query.where(pw.Tuple(ApiRequest.timestamp, ApiRequest.id) > pw.Tuple(*last))
@@ -76,7 +76,7 @@ def relink(database, config, batch_size=1000):
         if not rows:
             return changed, linked, total
         with _transaction(database):
-            changed += _relink_batch(rows, config)
+            changed += _relink_batch(rows, config, cache)
         inference = [r for r in rows if r["request_type"] == "inference"]
         total += len(inference)
         linked += sum(1 for r in inference if r["parent_request_id"])

@@ -1,17 +1,17 @@
 """A record (the proxy's hand-off, docs/architecture.md) turned into row values: pure.
 
-`derive()` reads the bodies once and returns the `api_requests` columns, the
-`api_request_bodies` columns the capture policy keeps, and what linking needs
-(`Features`). The links themselves need earlier rows; `common.recording.store` adds them.
+`derive()` reads the bodies once and returns the `api_requests` columns, the bodies
+the capture policy keeps (cut into pieces, `common.recording.pieces`), and what
+linking needs (`Features`). The links themselves need earlier rows, and the pieces
+their ids; `common.recording.store` adds both.
 """
 import datetime
 import json
-import re
 from dataclasses import dataclass, field
 
 from ..models import ApiRequest
-from ..redact import redact_headers
-from . import linking, message_hashes
+from . import linking, message_hashes, pieces
+from .bodies import Body
 
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_read_input_tokens")
@@ -20,7 +20,10 @@ USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 COMPACTION_TOOL_ID = "compaction"
 # One per process: the writer process lives as long as its worker and sees the same
 # conversations grow. 64 MB holds the history of about thirty 1 MB conversations.
-MESSAGE_CACHE = message_hashes.MessageCache(max_bytes=64 * 2**20)
+MESSAGE_CACHE = message_hashes.MessageCache(max_bytes=32 * 2**20)
+# The elements of bodies met before, so that a resent history is matched, not parsed.
+ELEMENT_CACHE = pieces.ElementCache(max_bytes=48 * 2**20)
+_SYSTEM_HASHES = {}  # system blocks as sent -> linking.system_hash (bounded below)
 _COLUMN_LIMITS = {name: f.max_length for name, f in ApiRequest._meta.fields.items()
                   if getattr(f, "max_length", None)}
 
@@ -38,7 +41,7 @@ class Features:
 @dataclass
 class Derived:
     row: dict
-    body: dict | None
+    body: Body | None
     features: Features
 
 
@@ -52,75 +55,26 @@ def parse_json(data):
         return None
 
 
-_DECODER = json.JSONDecoder()
-_SPACE = re.compile(r"[ \t\n\r]*")
+def split_request(data):
+    """The request body cut into pieces (`pieces.split_body`); None when there is none."""
+    if data is None:
+        return None
+    if not data:
+        return pieces.SplitBody(None, [])
+    return pieces.split_body(data, ELEMENT_CACHE)
 
 
-def parse_body(data):
-    """(request body, raw JSON text of each message or None): `parse_json`'s body, and the
-    text each of its messages was parsed from, which keys the message cache.
-
-    The top-level object is walked with the json module's own scanner, so the values
-    are those `json.loads` gives; anything unusual falls back to `parse_json`.
-    """
-    if isinstance(data, bytearray):
-        data = bytes(data)
-    if not isinstance(data, (bytes, str)) or not data:
-        return parse_json(data), None
-    try:
-        return _walk(data.decode(json.detect_encoding(data), "surrogatepass")
-                     if isinstance(data, bytes) else data)
-    except Exception:  # not JSON, or a shape the walk leaves to json.loads
-        return parse_json(data), None
-
-
-def _walk(s):
-    index = _SPACE.match(s, 0).end()
-    if s[index:index + 1] != "{":
-        raise ValueError("not an object")
-    body, raw = {}, None
-    index = _SPACE.match(s, index + 1).end()
-    end = index + 1 if s[index:index + 1] == "}" else None
-    while end is None:
-        if s[index:index + 1] != '"':
-            raise ValueError("expected a key")
-        key, index = json.decoder.scanstring(s, index + 1)
-        index = _SPACE.match(s, index).end()
-        if s[index:index + 1] != ":":
-            raise ValueError("expected a colon")
-        index = _SPACE.match(s, index + 1).end()
-        if key == "messages" and s[index:index + 1] == "[":
-            body[key], raw, index = _array(s, index)
-        else:
-            body[key], index = _DECODER.scan_once(s, index)
-            raw = None if key == "messages" else raw
-        index = _SPACE.match(s, index).end()
-        if s[index:index + 1] == "}":
-            end = index + 1
-        elif s[index:index + 1] == ",":
-            index = _SPACE.match(s, index + 1).end()
-        else:
-            raise ValueError("expected a comma")
-    if _SPACE.match(s, end).end() != len(s):
-        raise ValueError("extra data")
-    return body, raw
-
-
-def _array(s, index):
-    values, spans = [], []
-    index = _SPACE.match(s, index + 1).end()
-    if s[index:index + 1] == "]":
-        return values, spans, index + 1
-    while True:
-        value, end = _DECODER.scan_once(s, index)
-        values.append(value)
-        spans.append(s[index:end])
-        index = _SPACE.match(s, end).end()
-        if s[index:index + 1] == "]":
-            return values, spans, index + 1
-        if s[index:index + 1] != ",":
-            raise ValueError("expected a comma")
-        index = _SPACE.match(s, index + 1).end()
+def system_hash(system):
+    """`linking.system_hash`, remembered for the system blocks Claude Code resends."""
+    if not isinstance(system, pieces.Elements):
+        return linking.system_hash(system)
+    key = tuple(system.texts)
+    found = _SYSTEM_HASHES.get(key)
+    if found is None:
+        if len(_SYSTEM_HASHES) >= 1024:
+            _SYSTEM_HASHES.clear()
+        found = _SYSTEM_HASHES[key] = linking.system_hash(system)
+    return found
 
 
 def text(data):
@@ -142,23 +96,20 @@ def timestamp(value):
 
 
 def response_message(record):
-    """(assistant message or None, usage dict or None, error text or None, stored body text)."""
+    """(assistant message or None, usage dict or None, error text or None)."""
     raw = record.get("response_body")
     raw = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
     if record.get("stream"):
         from ..accumulator import message_from_sse
         acc = message_from_sse(bytes(raw or b""))
         message = acc.message if isinstance(acc.message, dict) and acc.message else None
-        error = _error_text(acc.error)
-        shown = message or ({"type": "error", "error": acc.error} if acc.error else None)
-        stored = json.dumps(shown) if shown else None
-        return message, acc.usage or (message or {}).get("usage"), error, text(stored)
+        return message, acc.usage or (message or {}).get("usage"), _error_text(acc.error)
     data = parse_json(raw)
     if isinstance(data, dict) and data.get("type") == "message":
-        return data, data.get("usage"), None, text(raw)
+        return data, data.get("usage"), None
     if isinstance(data, dict) and data.get("type") == "error":
-        return None, None, _error_text(data.get("error")), text(raw)
-    return None, None, None, text(raw)
+        return None, None, _error_text(data.get("error"))
+    return None, None, None
 
 
 def _error_text(error):
@@ -202,14 +153,17 @@ def ratelimit_json(headers):
     return json.dumps(picked, sort_keys=True) if picked else None
 
 
-def features(body, message, config, raw=None):
+def features(body, message, config):
     """Linking inputs from a parsed request body and the rebuilt assistant message.
 
-    `raw` (from `parse_body`) lets the hashes reuse messages met in earlier requests.
+    When the messages are a split array (`pieces.Elements`), the hashes reuse the
+    messages met in earlier requests.
     """
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, pieces.ARRAY_TYPES):
         return Features()
-    found = Features(hashes=message_hashes.prefix_hashes(body["messages"], raw, MESSAGE_CACHE),
+    raw = messages.texts if isinstance(messages, pieces.Elements) else None
+    found = Features(hashes=message_hashes.prefix_hashes(messages, raw, MESSAGE_CACHE),
                      prompt_hashes=linking.first_prompt_hashes(body),
                      continuation=linking.continuation_summary(body))
     if message:
@@ -233,12 +187,12 @@ def derive(record, prices, config):
     headers = dict(record.get("request_headers") or {})
     if record.get("session_header"):
         headers.setdefault("x-claude-code-session-id", record["session_header"])
-    body, raw = parse_body(record.get("request_body"))
-    body = body if isinstance(body, dict) else None
-    message, usage, stream_error, stored_response = response_message(record)
+    split = split_request(record.get("request_body"))
+    body = split.fields if split is not None and isinstance(split.fields, dict) else None
+    message, usage, stream_error = response_message(record)
     kind = linking.request_type(record.get("path"), body, headers)
     messages_call = linking.path_type(record.get("path")) is None and body is not None
-    found = features(body, message, config, raw) if messages_call else Features()
+    found = features(body, message, config) if messages_call else Features()
     session, account = linking.session_and_account(headers, body)
     model = _str((message or {}).get("model"), 128) or _str((body or {}).get("model"), 128)
     usage = usage if isinstance(usage, dict) else None
@@ -265,7 +219,7 @@ def derive(record, prices, config):
         "message_count": len(linking.messages_of(body)) if messages_call else 0,
         "current_message_hash": hashes[-1],
         "parent_message_hash": hashes[-3] if len(hashes) >= 4 else None,
-        "system_hash": linking.system_hash(body.get("system")) if messages_call else None,
+        "system_hash": system_hash(body.get("system")) if messages_call else None,
         "auth_hash": record.get("auth_hash"),
         "client_key_id": record.get("client_key_id"),
         "upstream_request_id": record.get("upstream_request_id"),
@@ -277,11 +231,23 @@ def derive(record, prices, config):
     fit_columns(row)
     stored = None
     if keeps_bodies(config.capture_bodies, row["response_status"], error):
-        stored = {
-            "request_id": row["request_id"],
-            "request_body": text(record.get("request_body")),
-            "response_body": stored_response,
-            "request_headers": json.dumps(redact_headers(record.get("request_headers") or {})),
-            "response_headers": json.dumps(redact_headers(record.get("response_headers") or {})),
-        }
+        stored = kept_body(row, record, split)
     return Derived(row, stored, found)
+
+
+def kept_body(row, record, split):
+    """The bodies and headers to store. Headers arrive redacted (`proxy.wire.make_record`)."""
+    data, response = record.get("request_body"), record.get("response_body")
+    return Body(row["request_id"], row["domain"], row["timestamp"], split,
+                len(data or b""), bytes(response) if response is not None else None,
+                json.dumps(record.get("request_headers") or {}),
+                json.dumps(record.get("response_headers") or {}))
+
+
+def whole(record):
+    """A record's body as one piece, unread: for a record that derivation cannot read."""
+    data = record.get("request_body")
+    if data is None:
+        return None
+    data = bytes(data)
+    return pieces.SplitBody(None, [], pieces.Piece(data, "body")) if data else pieces.SplitBody(None, [])

@@ -2,23 +2,37 @@
 
 `save_records` writes one batch in one transaction: it skips request ids already
 stored (a replayed spool never makes a second row), derives each row
-(`common.recording.rows`), links it (`common.recording.conversation_index`), then inserts rows,
-bodies, task invocations and the hourly aggregates together.
+(`common.recording.rows`), links it (`common.recording.conversation_index`), then inserts
+rows, bodies (pieces stored once, `common.recording.bodies`), task invocations and the
+hourly aggregates together.
 """
 import logging
+import weakref
 
 import peewee as pw
 
-from ..models import ApiRequest, RequestBody, TaskInvocation
+from ..models import ApiRequest, TaskInvocation
 from . import aggregates, bulk
+from .bodies import BodyWriter
 from .conversation_index import LinkIndex, link
-from .rows import derive, text, timestamp
+from .rows import derive, kept_body, timestamp, whole
 
 log = logging.getLogger("nexus.store")
 
 CHUNK = 200
 LINK_COLUMNS = ("conversation_id", "branch_id", "parent_request_id", "is_subtask",
                 "parent_task_request_id")
+# One per database in a process: each remembers which pieces its database holds.
+_BODY_WRITERS = weakref.WeakKeyDictionary()
+
+
+def body_writer_for(database):
+    """The BodyWriter of `database` (made on first use)."""
+    real = _real(database)
+    writer = _BODY_WRITERS.get(real)
+    if writer is None:
+        writer = _BODY_WRITERS[real] = BodyWriter()
+    return writer
 
 
 def _real(database):
@@ -67,8 +81,7 @@ def _derive(record, prices, config):
         plain = derive(dict(record, request_body=None, response_body=None, stream=False),
                        prices, config)
         if plain.body is not None:
-            plain.body.update(request_body=text(record.get("request_body")),
-                              response_body=text(record.get("response_body")))
+            plain.body = kept_body(plain.row, record, whole(record))
         return plain
 
 
@@ -87,12 +100,23 @@ def _task_rows(derived):
             for d in derived for tool_use_id, prompt_hash in d.features.invocations]
 
 
-def save_records(database, records, prices, config):
+def save_records(database, records, prices, config, body_writer=None):
     """Store a batch of records in one transaction; return the number of new rows."""
     records = _fresh(records)
     if not records:
         return 0
     derived = [_derive(r, prices, config) for r in records]
+    body_writer = body_writer or body_writer_for(database)
+    try:
+        saved = _save(database, derived, body_writer)
+    except BaseException:
+        body_writer.rollback()
+        raise
+    body_writer.commit()
+    return saved
+
+
+def _save(database, derived, body_writer):
     with _transaction(database):
         known = _existing(d.row["request_id"] for d in derived)
         derived = [d for d in derived if d.row["request_id"] not in known]
@@ -105,8 +129,7 @@ def save_records(database, records, prices, config):
             index.add(d.row, d.features)
         inserted = _insert_rows(database, [d.row for d in derived])
         derived = [d for d in derived if d.row["request_id"] in inserted]
-        bulk.insert(database, RequestBody, [d.body for d in derived if d.body], ignore=True,
-                    chunk=100)
+        body_writer.save(database, [d.body for d in derived if d.body])
         bulk.insert(database, TaskInvocation, _task_rows(derived))
         aggregates.add([d.row for d in derived], database)
     return len(derived)

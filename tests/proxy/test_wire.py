@@ -40,3 +40,17 @@ def test_client_headers_are_lower_cased_with_dashes():
     headers = wire.client_headers({"HTTP_X_API_KEY": "k", "HTTP_ANTHROPIC_BETA": "b",
                                    "CONTENT_TYPE": "application/json", "PATH_INFO": "/"})
     assert headers == {"x-api-key": "k", "anthropic-beta": "b", "content-type": "application/json"}
+
+
+def test_the_record_carries_no_secret_header():
+    import types
+    x = types.SimpleNamespace(
+        request_id="r", timestamp=None, domain="d", method="POST", path="/v1/messages", query="",
+        headers={"x-api-key": "sk-ant-api03-secret", "authorization": "Bearer sk-ant-oat01-secret",
+                 "anthropic-version": "2023-06-01"},
+        body=b"{}", status=200, response_headers={"set-cookie": "session=secret", "request-id": "q"},
+        chunks=[b"{}"], stream=False, start=0.0, first_byte=None, error=None, grant=None)
+    record = wire.make_record(x, 1.0)
+    assert "secret" not in repr(record)
+    assert record["request_headers"]["anthropic-version"] == "2023-06-01"
+    assert record["response_headers"] == {"set-cookie": "[redacted]", "request-id": "q"}

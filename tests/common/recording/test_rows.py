@@ -75,38 +75,3 @@ def test_any_json_body_derives_without_error(body, answer):
     assert row["stop_reason"] is None or isinstance(row["stop_reason"], str)
     assert all(isinstance(row[c], int) for c in rows.USAGE_COLUMNS)
     assert isinstance(row["cost_usd"], float)
-
-
-def test_parse_body_gives_json_loads_body_and_each_messages_text():
-    data = (b' {"model": "m", "messages" : [ {"role": "user", "content": "caf\\u00e9"} ,'
-            b'{"role":"assistant","content":[{"type":"text","text":"ok"}]}], "max_tokens": 5} \n')
-    body, raw = rows.parse_body(data)
-    assert body == json.loads(data)
-    assert raw == ['{"role": "user", "content": "caf\\u00e9"}',
-                   '{"role":"assistant","content":[{"type":"text","text":"ok"}]}']
-    assert rows.parse_body('{"messages": []}') == ({"messages": []}, [])
-    assert rows.parse_body(b'\xef\xbb\xbf{"messages": [1]}') == ({"messages": [1]}, ["1"])
-    assert rows.parse_body(bytearray(b'{"messages": [2]}')) == ({"messages": [2]}, ["2"])
-
-
-@pytest.mark.parametrize("data", [
-    b"", b"not json", b"[1, 2]", b'{"messages": [1,]}', b'{"messages": [1]} extra', b'{"a": 1,}',
-    b'{"messages": {"a": 1}}', b'{"messages": [1], "messages": 2}',
-    "\ufeff{}", b'{"messages": "\xff"}', None])
-def test_parse_body_agrees_with_parse_json_and_gives_no_texts_when_unsure(data):
-    body, raw = rows.parse_body(data)
-    assert body == rows.parse_json(data)
-    assert raw is None
-
-
-@settings(max_examples=200, deadline=None)
-@given(body=st.dictionaries(st.sampled_from(["messages", "model", "system"]), json_values),
-       indent=st.sampled_from([None, 1]), ascii_only=st.booleans())
-def test_parse_body_texts_are_the_messages(body, indent, ascii_only):
-    data = json.dumps(body, indent=indent, ensure_ascii=ascii_only)
-    parsed, raw = rows.parse_body(data.encode())
-    assert parsed == json.loads(data)
-    if raw is not None:
-        assert [json.loads(text) for text in raw] == parsed["messages"]
-    else:
-        assert not isinstance(parsed.get("messages"), list)

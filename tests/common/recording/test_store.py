@@ -7,6 +7,7 @@ from common import cli
 from common import config as nexus_config
 from common.models import ApiRequest, HourlyUsage, RequestBody, TaskInvocation
 from common.pricing import load_prices
+from common.recording import bodies
 from common.recording.store import save_records
 from tests import scenarios
 
@@ -52,9 +53,10 @@ def test_a_record_becomes_a_row_with_tokens_and_cost(database, stream):
     assert json.loads(row["ratelimit"]) == {"anthropic-ratelimit-unified-status": "allowed",
                                             "anthropic-ratelimit-unified-5h-utilization": "0.25"}
     assert row["current_message_hash"] and row["system_hash"] and row["parent_message_hash"] is None
-    stored = RequestBody.get_by_id(record["request_id"])
-    assert json.loads(stored.response_body)["content"] == message["content"]  # never raw SSE
-    assert json.loads(stored.request_body)["messages"][0]["role"] == "user"
+    stored = bodies.load_one(record["request_id"])
+    assert stored.request == record["request_body"]  # byte for byte
+    assert stored.response == record["response_body"]  # as the client received it (SSE too)
+    assert stored.answer(stream)["content"] == message["content"]
     task = TaskInvocation.get(TaskInvocation.request_id == record["request_id"])
     assert task.tool_use_id == message["content"][1]["id"]
 
@@ -82,13 +84,16 @@ def test_capture_policies(database, policy, stored):
     assert _row(failed["request_id"])["error"] == "overloaded_error: Overloaded"
 
 
-def test_secrets_never_reach_the_bodies_table(database):
+def test_headers_are_stored_as_the_proxy_redacted_them(database):
+    # The proxy redacts once, before a record can reach the spool (proxy.wire.make_record,
+    # tests/proxy/test_wire.py); the store keeps what it is given.
     record, _ = _one()
-    record["request_headers"] = dict(record["request_headers"], authorization="Bearer sk-ant-oat01-secret",
-                                     **{"x-api-key": "sk-ant-api03-secret"})
+    record["request_headers"] = dict(record["request_headers"], **{"x-api-key": "[redacted]"})
+    record["response_headers"] = {"request-id": "req_1"}
     save_records(database, [record], load_prices(), CONFIG)
-    headers = RequestBody.get_by_id(record["request_id"]).request_headers
-    assert "secret" not in headers and json.loads(headers)["x-api-key"] == "[redacted]"
+    stored = bodies.load_one(record["request_id"])
+    assert json.loads(stored.request_headers) == record["request_headers"]
+    assert json.loads(stored.response_headers) == {"request-id": "req_1"}
 
 
 def test_bodies_that_are_not_utf8_or_hold_nul_are_stored(database):
@@ -97,8 +102,8 @@ def test_bodies_that_are_not_utf8_or_hold_nul_are_stored(database):
     record["response_body"] = b"upstream said \x00 \xfe"
     record["response_status"] = 502
     save_records(database, [record], load_prices(), CONFIG)
-    stored = RequestBody.get_by_id(record["request_id"])
-    assert stored.response_body == "upstream said \ufffd \ufffd"
+    stored = bodies.load_one(record["request_id"])
+    assert (stored.request, stored.response) == (record["request_body"], record["response_body"])
     assert _row(record["request_id"])["request_type"] == "inference"
 
 
@@ -110,7 +115,9 @@ def test_a_cancelled_stream_keeps_what_arrived(database):
     row = _row(record["request_id"])
     assert row["error"] == "client disconnected"
     assert row["input_tokens"] == 1000  # message_start carried the input side
-    assert json.loads(RequestBody.get_by_id(record["request_id"]).response_body)["id"] == message["id"]
+    stored = bodies.load_one(record["request_id"])
+    assert stored.response == record["response_body"]
+    assert stored.answer(True)["id"] == message["id"]
 
 
 def test_a_proxy_error_without_any_body_is_recorded(database):
@@ -176,8 +183,9 @@ def test_a_record_that_cannot_be_derived_is_stored_unlinked(database, caplog):
     assert save_records(database, [record, other], _BrokenPrices(), CONFIG) == 2
     row = _row(record["request_id"])
     assert (row["cost_usd"], row["conversation_id"]) == (0.0, None)
-    stored = RequestBody.get_by_id(record["request_id"])
-    assert stored.response_body.startswith("event: message_start")  # kept as it came
+    stored = bodies.load_one(record["request_id"])
+    assert stored.request == record["request_body"]
+    assert stored.response.startswith(b"event: message_start")  # kept as it came
     assert "could not derive request" in caplog.text
 
 
