@@ -26,3 +26,47 @@ def real_lock():
 def real_rlock():
     """A re-entrant lock that blocks the OS thread."""
     return original("_thread", "RLock")()
+
+
+def under_gevent():
+    """True in a process gevent has monkey-patched (a gunicorn gevent worker)."""
+    try:
+        from gevent.monkey import is_module_patched
+    except ImportError:
+        return False
+    return is_module_patched("socket")
+
+
+def spawn(function):
+    """Run `function` concurrently: a greenlet under gevent, else a daemon thread."""
+    if under_gevent():
+        import gevent
+        return gevent.spawn(function)
+    import threading
+    thread = threading.Thread(target=function, daemon=True)
+    thread.start()
+    return thread
+
+
+def event():
+    """An Event that greenlets (under gevent) or threads can wait on."""
+    if under_gevent():
+        import gevent.event
+        return gevent.event.Event()
+    import threading
+    return threading.Event()
+
+
+def wait_writable(fd, timeout=None):
+    """Wait until `fd` can be written: cooperatively under gevent."""
+    if under_gevent():
+        from gevent.socket import wait_write
+        wait_write(fd, timeout=timeout)
+        return
+    import select
+    select.select([], [fd], [], timeout)
+
+
+def join(task, timeout):
+    """Wait for what `spawn` started, at most `timeout` seconds."""
+    task.join(timeout)

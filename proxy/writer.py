@@ -1,18 +1,24 @@
-"""The record writer as a process of its own, one per gunicorn worker.
+"""The record writer, a process of its own beside each gunicorn worker.
 
 Saving a record is Python work (parsing bodies, linking, building SQL) that would
-share the worker's GIL with the requests it serves (ADR 0035). So the worker's
-recorder only pickles batches into a pipe; this process reads them and runs the
-ordinary `Recorder` (batches, spool, replay) against the database, on another core.
+share the worker's GIL with the requests it serves (ADR 0035). So the worker only
+writes batches into a pipe (`WriterProcess`, used by `proxy.recorder`), and this
+process reads them and saves them (`proxy.sink.DatabaseSink`) on another core.
 
-Frames on the pipe: a 4-byte big-endian length, then a pickled list of records.
-The process ignores SIGTERM/SIGINT: it ends when the worker closes the pipe (after
-flushing its own queue), so a shutdown loses nothing in between. If the worker dies,
-the pipe closes too and the writer saves what it has before it exits.
+The pipe carries frames: a 4-byte big-endian length, then a pickled value. The first
+frame is the worker's configuration, so that both sides run on the same settings; every
+later frame is a list of records. The child gets the worker's `sys.path` on its command
+line, so it imports what the worker imports however the interpreter was started (Nix's
+wrappers set the path inside the entry script only). The process ignores SIGTERM and
+SIGINT: it ends when the worker closes the pipe, after saving what it has; if the worker
+dies, the pipe closes too and the writer saves what it has before it exits.
 """
+import fcntl
+import json
 import logging
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -20,23 +26,28 @@ import time
 
 from common.logs import event
 
-from .green import original
+from . import green
 from .recorder import Unavailable
 
 log = logging.getLogger("nexus.writer")
 
 _HEADER = struct.Struct(">I")
 STOP_WAIT_S = 15.0
+PIPE_BYTES = 1 << 20  # a Claude Code body or three fit in the pipe without a wait
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# Runs in the child: put the worker's sys.path in place, then the writer's entry point.
+BOOTSTRAP = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+             "from proxy.writer import main; sys.exit(main(sys.argv[2:]))")
 
 
-def encode_frame(batch):
-    """One frame: length, then the pickled batch."""
-    data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+def encode_frame(value):
+    """One frame: length, then the pickled value."""
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return _HEADER.pack(len(data)) + data
 
 
 def read_frames(stream):
-    """Each batch from a stream of frames, until end of file."""
+    """Each value from a stream of frames, until end of file."""
     while True:
         header = stream.read(_HEADER.size)
         if len(header) < _HEADER.size:
@@ -46,35 +57,56 @@ def read_frames(stream):
 
 
 class WriterProcess:
-    """The worker's end: start the writer process, send it batches, stop it."""
+    """The worker's end of the pipe: start the writer process, send it batches, stop it."""
 
-    def __init__(self, metrics_dir=None):
+    def __init__(self, config, metrics_dir=None):
+        self.config = config
         self.metrics_dir = metrics_dir or ""
         self.pid = None
         self.fd = None
 
+    def running(self):
+        """True while a writer process holds the other end of the pipe."""
+        return self.fd is not None
+
     def start(self):
-        """Spawn `python -m proxy.writer` with a pipe as its stdin (again, if it died)."""
+        """Spawn the writer process with a pipe as its stdin (again, if it died)."""
         self._close()
         self._reap()
         read_end, write_end = os.pipe()
         try:
-            self.pid = original("os", "posix_spawn")(
-                sys.executable, [sys.executable, "-m", "proxy.writer", self.metrics_dir],
+            fcntl.fcntl(write_end, _F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: the default size works too, in more waits
+        try:
+            self.pid = green.original("os", "posix_spawn")(
+                sys.executable,
+                [sys.executable, "-c", BOOTSTRAP, json.dumps(sys.path), self.metrics_dir],
                 os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)])
+        except OSError as exc:
+            os.close(write_end)
+            raise Unavailable(f"writer process could not start: {exc}") from None
         finally:
             os.close(read_end)
+        os.set_blocking(write_end, False)
         self.fd = write_end
         event(log, "writer process started", writer_pid=self.pid)
+        self._write(encode_frame(self.config.as_dict()))
 
     def send(self, batch):
-        """Hand a batch over (blocks while the pipe is full: call from the writer thread)."""
+        """Hand a batch over, waiting (cooperatively) while the pipe is full."""
         if self.fd is None:
             self.start()
-        view = memoryview(encode_frame(batch))
+        self._write(encode_frame(batch))
+
+    def _write(self, frame):
+        view = memoryview(frame)
         try:
             while view:
-                view = view[os.write(self.fd, view):]
+                try:
+                    view = view[os.write(self.fd, view):]
+                except BlockingIOError:
+                    green.wait_writable(self.fd)
         except OSError as exc:
             self._close()
             raise Unavailable(f"writer process gone: {exc}") from None
@@ -87,7 +119,7 @@ class WriterProcess:
     def _reap(self):
         if self.pid is not None:
             try:
-                original("os", "waitpid")(self.pid, os.WNOHANG)
+                green.original("os", "waitpid")(self.pid, os.WNOHANG)
             except ChildProcessError:
                 pass
 
@@ -99,7 +131,7 @@ class WriterProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                pid, _ = original("os", "waitpid")(self.pid, os.WNOHANG)
+                pid, _ = green.original("os", "waitpid")(self.pid, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid:
@@ -109,37 +141,57 @@ class WriterProcess:
               writer_pid=self.pid)
 
 
+class FrameReader:
+    """The writer's end of the pipe: frames as they arrive, with a timeout."""
+
+    def __init__(self, fd=0):
+        self.fd = fd
+        self.eof = False
+
+    def next(self, timeout):
+        """The next frame's value; None when none arrived in `timeout` seconds or at the end."""
+        if self.eof:
+            return None
+        if not select.select([self.fd], [], [], timeout)[0]:
+            return None
+        header = self._read(_HEADER.size)
+        if header is None:
+            return None
+        data = self._read(_HEADER.unpack(header)[0])
+        return None if data is None else pickle.loads(data)
+
+    def _read(self, size):
+        parts, left = [], size
+        while left:
+            chunk = os.read(self.fd, min(left, 1 << 20))
+            if not chunk:
+                self.eof = True
+                return None
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+
 def main(argv=None):
-    """Entry point of the writer process."""
+    """Entry point of the writer process: argv is [metrics directory]."""
     from common import config as nexus_config
-    from common import db, logs, pricing
-    from common.migrations import migrate
-    from common.recording import store
+    from common import db, logs
 
     from .metrics import Metrics
-    from .recorder import Recorder
+    from .sink import DatabaseSink
 
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    config = nexus_config.load()
+    reader = FrameReader(0)
+    values = reader.next(timeout=None)
+    if values is None:
+        return 0
+    config = nexus_config.Config(values)
     logs.configure(config.log_level)
     database = db.connect(config.database_url, pool_size=2)
-    prices = pricing.load_prices(config.pricing_file)
-    recorder = Recorder(
-        config, save=lambda batch: store.save_records(database, batch, prices, config),
-        database=database, metrics=Metrics(shared_dir=argv[0] if argv else ""),
-        prepare=lambda: migrate(database))
-    recorder.start()
-    for batch in read_frames(sys.stdin.buffer):
-        # Push back on the worker (it blocks on a full pipe, its queue fills, and past its
-        # own budget it spools): hold at most NEXUS_QUEUE_BYTES, counting the next frame.
-        while (len(recorder.queue) >= recorder.capacity
-               or recorder.held() > recorder.budget - recorder.batch_bytes):
-            time.sleep(0.01)
-        for record in batch:
-            recorder.put(record)
-    recorder.stop(timeout=STOP_WAIT_S - 2)
+    sink = DatabaseSink(config, database, metrics=Metrics(shared_dir=argv[0] if argv else ""))
+    sink.run(reader)
     return 0
 
 

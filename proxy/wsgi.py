@@ -8,41 +8,28 @@ wired together from the configuration.
 from common import config as nexus_config
 
 
-def create_app(config=None, authenticator=None, notifier=None, writer_process=True,
-               connections=None):
+def create_app(config=None, authenticator=None, notifier=None, connections=None):
     """Build the proxy (not yet started) from `config` (default: the environment).
 
     `connections` is how many requests the worker serves at once (it sizes the
-    upstream pool unless NEXUS_POOL_SIZE does).
-
-    With `writer_process`, records are saved by a process of their own (proxy/writer.py)
-    so that their Python work does not share the worker's GIL; else by a thread here.
+    upstream pool unless NEXUS_POOL_SIZE does). Records are saved by a writer process
+    of the worker's own (proxy/writer.py), so that their Python work does not share the
+    worker's GIL.
     """
-    from common import db, pricing
-    from common.migrations import migrate
-    from common.recording import store
+    from common import db
 
     from .app import Proxy
     from .auth import Authenticator
     from .metrics import Metrics
-    from .recorder import Recorder
+    from .recorder import RecordQueue
     from .slack import Notifier
     from .upstream import Upstream
     from .writer import WriterProcess
 
     config = config or nexus_config.load()
     database = db.connect(config.database_url, pool_size=4)
-    prices = pricing.load_prices(config.pricing_file)
     metrics = Metrics()
-    if writer_process:
-        writer = WriterProcess(metrics.shared_dir)
-        recorder = Recorder(config, save=writer.send, metrics=metrics, prepare=writer.start,
-                            linger=0.02, written_metric="nexus_records_sent_total",
-                            close=writer.stop)
-    else:
-        recorder = Recorder(
-            config, save=lambda batch: store.save_records(database, batch, prices, config),
-            database=database, metrics=metrics, prepare=lambda: migrate(database))
+    recorder = RecordQueue(config, WriterProcess(config, metrics.shared_dir), metrics=metrics)
     upstream = Upstream(config, connections=connections)
     return Proxy(config, upstream, authenticator or Authenticator(config), recorder,
                  notifier or Notifier(config), metrics, ping=lambda: ping(database))

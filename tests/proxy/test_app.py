@@ -308,7 +308,7 @@ def test_a_bug_in_the_proxy_is_a_500_in_anthropics_shape_and_is_recorded(tmp_pat
     import io
 
     from common import config as nexus_config
-    from proxy.recorder import Recorder
+    from proxy.recorder import RecordQueue
     from proxy.upstream import Upstream
 
     class BrokenAuth:
@@ -316,7 +316,7 @@ def test_a_bug_in_the_proxy_is_a_500_in_anthropics_shape_and_is_recorded(tmp_pat
             raise RuntimeError("a bug")
 
     config = nexus_config.load({"NEXUS_SPOOL_DIR": str(tmp_path)})
-    recorder = Recorder(config, save=None)  # not started: records stay queued
+    recorder = RecordQueue(config, channel=None)  # not started: records stay queued
     proxy = app.Proxy(config, Upstream(config), BrokenAuth(), recorder)
     body = b'{"model": "m", "messages": []}'
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/messages", "QUERY_STRING": "",
@@ -328,6 +328,6 @@ def test_a_bug_in_the_proxy_is_a_500_in_anthropics_shape_and_is_recorded(tmp_pat
     answer.close()
     assert started[0][0].startswith("500")
     assert json.loads(b"".join(chunks))["error"]["type"] == "api_error"
-    [record] = recorder.queue
+    [(record, _)] = recorder.queue
     assert record["response_status"] == 500 and record["request_body"] == body
     assert record["request_id"] == started[0][1]["x-nexus-request-id"]
