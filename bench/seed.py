@@ -25,15 +25,15 @@ import peewee
 from common import config as nexus_config
 from common import db as nexus_db
 from common.migrations import migrate
-from common.models import ApiRequest, RequestBody, TaskInvocation, utcnow
+from common.models import ApiRequest, TaskInvocation, utcnow
 from common.pricing import load_prices
+from common.recording.bodies import BodyWriter
 from common.recording.conversation_index import LinkIndex, link
 from common.recording.rows import derive
 
 from . import synthetic
 
 ROW_COLUMNS = tuple(f.column_name for f in ApiRequest._meta.sorted_fields if f.name != "id")
-BODY_COLUMNS = tuple(f.column_name for f in RequestBody._meta.sorted_fields)
 TASK_COLUMNS = tuple(f.column_name for f in TaskInvocation._meta.sorted_fields if f.name != "id")
 BATCH = 2000
 
@@ -111,9 +111,11 @@ def _config(settings):
     return nexus_config.load(dict(settings))
 
 
-def _store(database, rows, bodies, tasks):
+def _store(database, rows, bodies, tasks, body_writer):
     _insert(database, "api_requests", ROW_COLUMNS, rows)
-    _insert(database, "api_request_bodies", BODY_COLUMNS, bodies)
+    with database.atomic():  # as the recorder stores them: pieces once, a recipe each
+        body_writer.save(database, bodies)
+    body_writer.commit()
     _insert(database, "task_invocations", TASK_COLUMNS, tasks)
     return len(rows)
 
@@ -146,9 +148,10 @@ def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, pr
              prices, settings) for n, want in enumerate(wants) if want > 0]
     inserted, number = 0, days
     rng = random.Random(seed_value)
+    body_writer = BodyWriter()
     while True:
         for result in _results(jobs, workers):
-            inserted += _store(database, *result)
+            inserted += _store(database, *result, body_writer)
             if progress:
                 progress(inserted)
         if inserted >= rows:

@@ -15,6 +15,13 @@ def _no_args(p):
     pass
 
 
+def _migrate(p):
+    p.add_argument("--batch-size", type=int, default=500,
+                   help="bodies converted to pieces per transaction")
+    p.add_argument("--no-vacuum", action="store_true",
+                   help="SQLite: do not rewrite an old file to give freed space back")
+
+
 def _keys_create(p):
     p.add_argument("--name", default="", help="a label shown in lists")
     p.add_argument("--domain", help="limit the key to one domain (default: every domain)")
@@ -53,7 +60,8 @@ def _export(p):
 
 # (command words, argument setup, "module:function", help)
 COMMANDS = (
-    (("migrate",), _no_args, "common.cli:cmd_migrate", "apply pending database migrations"),
+    (("migrate",), _migrate, "common.cli:cmd_migrate",
+     "apply pending database migrations, then convert bodies stored before pieces"),
     (("keys", "create"), _keys_create, "common.keys:cmd_create", "make a client key (printed once)"),
     (("keys", "list"), _no_args, "common.keys:cmd_list", "list client keys (never the keys)"),
     (("keys", "revoke"), _keys_revoke, "common.keys:cmd_revoke", "revoke a client key"),
@@ -101,13 +109,43 @@ def main(argv=None, environ=None):
 
 
 def cmd_migrate(args, config):
-    """Apply pending migrations to DATABASE_URL."""
-    from .db import open_database
+    """Apply pending migrations to DATABASE_URL, then convert legacy bodies in batches."""
+    from .db import connect
     from .migrations import migrate
+    from .recording import legacy
 
-    applied = migrate(open_database(config.database_url))
-    print(f"applied migrations: {applied}" if applied else "database is up to date")
+    database = connect(config.database_url)
+    try:
+        applied = migrate(database)
+        print(f"applied migrations: {applied}" if applied else "database is up to date")
+        if legacy.legacy_rows():
+            converted, kept = legacy.convert(database, batch_size=args.batch_size, progress=lambda
+                                             done, kept: print(f"bodies converted: {done}", end="\r"))
+            if converted or kept:
+                print(f"bodies converted to pieces: {converted}; kept as text: {kept}")
+            if converted:
+                _give_space_back(database, args.no_vacuum)
+    finally:
+        database.close()
     return 0
+
+
+def _give_space_back(database, skip):
+    """SQLite: free the pages the conversion emptied (once rewriting an old file)."""
+    import peewee
+
+    from .retention import reclaim
+    real = getattr(database, "obj", None) or database
+    if not isinstance(real, peewee.SqliteDatabase):
+        return
+    if database.execute_sql("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        if skip:
+            print("SQLite: the freed space stays in the file (--no-vacuum)")
+            return
+        print("SQLite: rewriting the file once to give the freed space back (VACUUM)")
+        database.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")
+        database.execute_sql("VACUUM")
+    reclaim(database)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ from playhouse.db_url import connect as _connect_url
 database = peewee.DatabaseProxy()
 
 _SQLITE_PRAGMAS = {
+    # Takes effect when the file is created (before its first table, and before WAL mode
+    # is set, so first here): retention then gives freed pages back with
+    # `PRAGMA incremental_vacuum`. Harmless on older files.
+    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     # WAL makes NORMAL durable across application crashes; only a power loss
     # can drop the last transactions, which the spool does not cover anyway.

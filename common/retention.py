@@ -1,13 +1,32 @@
 """`nexus retention`: delete rows older than NEXUS_RETENTION_DAYS, keeping the aggregates.
 
-Rows go in batches, each in its own short transaction, so that the proxy's
-writer and the dashboard are never blocked for long. A row's bodies and task
-invocations go with it; `api_usage_hourly` is left as it is, so the charts
-still cover the pruned days.
+Rows go in batches, each in its own short transaction, so that the proxy's writer and
+the dashboard are never blocked for long. A row's bodies and task invocations go with
+it. Then the body pieces no remaining request can use: a piece's `last_seen` is the
+newest request that used it (to within `bodies.PIECE_TOUCH`), so a piece last seen
+before the cutoff belongs to deleted requests only; pieces that later requests share
+stay. `api_usage_hourly` is left as it is, so the charts still cover the pruned days.
+
+SQLite gives the freed pages back to the file system when the database is in
+incremental auto-vacuum mode (new databases are; `nexus migrate` converts old ones).
+PostgreSQL's autovacuum reuses the space.
 """
 import datetime
+from dataclasses import dataclass
 
-from .models import ApiRequest, RequestBody, TaskInvocation, utcnow
+import peewee as pw
+
+from .models import ApiRequest, BodyPiece, RequestBody, TaskInvocation, utcnow
+from .recording.bodies import PIECE_TOUCH
+
+
+@dataclass
+class Pruned:
+    """What a prune removed."""
+
+    requests: int = 0
+    pieces: int = 0
+    bytes_freed: int = 0   # stored bytes of the bodies and pieces removed
 
 
 def cutoff_for(days, now=None):
@@ -15,21 +34,62 @@ def cutoff_for(days, now=None):
     return (now or utcnow()) - datetime.timedelta(days=days)
 
 
+def _body_bytes(request_ids):
+    size = (pw.fn.COALESCE(pw.fn.LENGTH(RequestBody.request_recipe), 0)
+            + pw.fn.COALESCE(pw.fn.LENGTH(RequestBody.response_data), 0)
+            + pw.fn.COALESCE(pw.fn.LENGTH(RequestBody.request_body), 0)
+            + pw.fn.COALESCE(pw.fn.LENGTH(RequestBody.response_body), 0))
+    return (RequestBody.select(pw.fn.SUM(size))
+            .where(RequestBody.request_id.in_(request_ids)).scalar() or 0)
+
+
 def prune(database, cutoff, batch_size=5000):
-    """Delete rows older than `cutoff` (a naive UTC datetime); return how many went."""
-    deleted = 0
+    """Delete rows older than `cutoff` (a naive UTC datetime), then the pieces only they
+    used; return a Pruned."""
+    done = Pruned()
     while True:
         batch = list(ApiRequest.select(ApiRequest.id, ApiRequest.request_id)
                      .where(ApiRequest.timestamp < cutoff)
                      .order_by(ApiRequest.timestamp, ApiRequest.id).limit(batch_size).tuples())
         if not batch:
-            return deleted
+            break
         ids = [i for i, _ in batch]
         request_ids = [r for _, r in batch]
         with database.atomic():
+            done.bytes_freed += int(_body_bytes(request_ids))
             RequestBody.delete().where(RequestBody.request_id.in_(request_ids)).execute()
             TaskInvocation.delete().where(TaskInvocation.request_id.in_(request_ids)).execute()
-            deleted += ApiRequest.delete().where(ApiRequest.id.in_(ids)).execute()
+            done.requests += ApiRequest.delete().where(ApiRequest.id.in_(ids)).execute()
+    _prune_pieces(database, cutoff - PIECE_TOUCH, batch_size, done)
+    reclaim(database)
+    return done
+
+
+def _prune_pieces(database, before, batch_size, done):
+    while True:
+        batch = list(BodyPiece.select(BodyPiece.id, BodyPiece.stored)
+                     .where(BodyPiece.last_seen < before).limit(batch_size).tuples())
+        if not batch:
+            return
+        ids = [i for i, _ in batch]
+        with database.atomic():
+            # The writer refreshes last_seen when it reuses a piece: check again as we delete.
+            deleted = (BodyPiece.delete()
+                       .where(BodyPiece.id.in_(ids), BodyPiece.last_seen < before).execute())
+        kept = set()
+        if deleted < len(batch):
+            kept = {i for (i,) in BodyPiece.select(BodyPiece.id).where(BodyPiece.id.in_(ids)).tuples()}
+        done.pieces += deleted
+        done.bytes_freed += sum(size for i, size in batch if i not in kept)
+
+
+def reclaim(database):
+    """SQLite: give free pages back to the file system (in incremental auto-vacuum mode)."""
+    real = getattr(database, "obj", None) or database
+    if isinstance(real, pw.SqliteDatabase):
+        if database.execute_sql("PRAGMA auto_vacuum").fetchone()[0] == 2:
+            # executescript steps the pragma to its end (execute() frees one page only).
+            database.connection().executescript("PRAGMA incremental_vacuum;")
 
 
 def cmd_retention(args, config):
@@ -42,9 +102,10 @@ def cmd_retention(args, config):
     database = connect(config.database_url)
     cutoff = cutoff_for(days)
     try:
-        deleted = prune(database, cutoff, batch_size=args.batch_size)
+        done = prune(database, cutoff, batch_size=args.batch_size)
     finally:
         database.close()
-    print(f"deleted {deleted} requests older than {cutoff.isoformat(timespec='seconds')} UTC "
-          f"({days} days); hourly aggregates kept")
+    print(f"deleted {done.requests} requests older than {cutoff.isoformat(timespec='seconds')} "
+          f"UTC ({days} days) and {done.pieces} body pieces no remaining request uses; "
+          f"freed {done.bytes_freed} bytes; hourly aggregates kept")
     return 0

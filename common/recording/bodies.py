@@ -81,6 +81,14 @@ class BodyWriter:
     def save(self, database, bodies):
         """Store `bodies` (a list of Body) inside the caller's transaction; return
         {request_id: (bytes received, bytes stored)}."""
+        rows, sizes = self.rows(database, bodies)
+        bulk.insert(database, RequestBody, rows, ignore=True, chunk=100)
+        add_daily(database, bodies, sizes)
+        return sizes
+
+    def rows(self, database, bodies):
+        """Store the pieces `bodies` need; return their api_request_bodies rows and
+        {request_id: (bytes received, bytes stored)}."""
         ids, added = self._pieces(database, bodies)
         rows, sizes = [], {}
         for body in bodies:
@@ -99,9 +107,7 @@ class BodyWriter:
                          "response_size": len(body.response) if body.response is not None else None,
                          "request_headers": body.request_headers,
                          "response_headers": body.response_headers})
-        bulk.insert(database, RequestBody, rows, ignore=True, chunk=100)
-        _add_daily(database, bodies, sizes)
-        return sizes
+        return rows, sizes
 
     def commit(self):
         """The transaction committed: remember the pieces it stored or refreshed."""
@@ -218,7 +224,8 @@ def _as_datetime(value):
     return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _add_daily(database, bodies, sizes):
+def add_daily(database, bodies, sizes):
+    """Add what `bodies` received and stored to their days in body_storage_daily."""
     totals = {}
     for body in bodies:
         received, stored = sizes[body.request_id]

@@ -52,6 +52,15 @@ class Piece:
     def __repr__(self):
         return f"Piece({self.kind}, {len(self.data)} bytes, {self.digest[:12]})"
 
+    def __reduce__(self):
+        return _piece, (self.data, self.kind, self.digest)
+
+
+def _piece(data, kind, digest):
+    piece = Piece.__new__(Piece)
+    piece.data, piece.kind, piece.digest = data, kind, digest
+    return piece
+
 
 class Element:
     """An element as sent (its JSON bytes), the piece it is stored as, and the cuts."""
@@ -69,6 +78,17 @@ class Element:
     def parsed(self):
         """The element's JSON value."""
         return json.loads(self.sent)
+
+    def __reduce__(self):
+        # Pickled alone (bench.seed derives in other processes): not the cache's links.
+        return _element, (self.sent, self.key, self.piece, self.cuts)
+
+
+def _element(sent, key, piece, cuts):
+    element = Element.__new__(Element)
+    element.sent, element.key, element.piece, element.cuts = sent, key, piece, cuts
+    element.successors, element.alive = [], False
+    return element
 
 
 def cut_cache_control(sent):

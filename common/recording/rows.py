@@ -112,6 +112,15 @@ def response_message(record):
     return None, None, None
 
 
+def shown_response(data):
+    """What a stream's events amount to: the rebuilt message, or its error event."""
+    from ..accumulator import message_from_sse
+    acc = message_from_sse(bytes(data or b""))
+    if isinstance(acc.message, dict) and acc.message:
+        return acc.message
+    return {"type": "error", "error": acc.error} if acc.error else None
+
+
 def _error_text(error):
     if not error:
         return None

@@ -5,7 +5,9 @@ import re
 
 import peewee as pw
 
-from common.models import CONTRACT_COLUMNS, ApiRequest, HourlyUsage, RequestBody
+from common.models import CONTRACT_COLUMNS, ApiRequest, HourlyUsage
+from common.recording import bodies
+from common.recording.rows import shown_response
 from common.redact import redact_headers
 
 from ..params import make_cursor
@@ -127,27 +129,56 @@ def get_request(request_id):
     return query.dicts().first()
 
 
-def _json_or_text(text):
-    if text is None:
+def _json_or_text(data):
+    if data is None:
         return None
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        return json.loads(data)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to show as JSON
+        return data
 
 
-def get_bodies(request_id):
-    """Bodies and headers (secrets redacted again, in case an old row kept one)."""
-    body = RequestBody.get_or_none(RequestBody.request_id == request_id)
-    if body is None:
+def get_bodies(request_id, stream=False):
+    """Bodies and headers (secrets redacted again, in case an old row kept one).
+
+    A stream's `response_body` is the message rebuilt from its events; the bytes as the
+    client received them are `raw_body(request_id, "response")`.
+    """
+    stored = bodies.load_one(request_id)
+    if stored is None:
         return {"request_body": None, "response_body": None,
                 "request_headers": {}, "response_headers": {}}
     headers = {}
     for name in ("request_headers", "response_headers"):
-        value = _json_or_text(getattr(body, name))
+        value = _json_or_text(getattr(stored, name))
         headers[name] = redact_headers(value) if isinstance(value, dict) else {}
-    return {"request_body": _json_or_text(body.request_body),
-            "response_body": _json_or_text(body.response_body), **headers}
+    if stream and stored.raw_response:
+        response = shown_response(stored.response)
+    else:
+        response = _json_or_text(stored.response)
+    return {"request_body": _json_or_text(stored.request), "response_body": response, **headers}
+
+
+def raw_body(request_id, which, stream=False):
+    """(bytes, content type, exact) of a request's body as sent or its response as
+    received; None where it was not kept."""
+    stored = bodies.load_one(request_id)
+    if stored is None:
+        return None
+    if which == "request":
+        data, headers, exact = stored.request, stored.request_headers, stored.exact
+    else:
+        # A stream stored before raw capture kept its rebuilt message, not its events.
+        if stream and not stored.raw_response:
+            return None
+        data, headers, exact = stored.response, stored.response_headers, stored.raw_response
+    if data is None:
+        return None
+    headers = _json_or_text(headers)
+    kind = headers.get("content-type") if isinstance(headers, dict) else None
+    return data, kind or "application/octet-stream", exact
 
 
 def related(row):

@@ -1,5 +1,5 @@
 """The JSON API of the contract: the pages' data builders, behind the same auth."""
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
 from ..exporting import csv_chunks, download
 from ..params import stats_range
@@ -24,6 +24,24 @@ def list_requests():
 def request_detail(request_id):
     """The row plus bodies and redacted headers."""
     return jsonify(requests.detail_data(request_id))
+
+
+@bp.get("/requests/<request_id>/raw/<any(request, response):which>")
+def raw(request_id, which):
+    """The request body exactly as the client sent it, or the response as it received it."""
+    row = requests.detail_row(request_id)
+    found = rq.raw_body(request_id, which, row["stream"])
+    if found is None:
+        abort(404, description=f"The {which} body of this request was not kept.")
+    data, content_type, exact = found
+    response = Response(data, content_type=content_type)
+    # The bytes are the client's, type included: never let a browser run them here.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = f'inline; filename="{request_id}-{which}"'
+    if not exact:
+        response.headers["X-Nexus-Exact"] = "false"  # stored as text before pieces existed
+    return response
 
 
 @bp.get("/conversations")

@@ -98,15 +98,21 @@ def export(fmt):
     return download(chunks, fmt, f"requests-{utcnow():%Y%m%d-%H%M%S}")
 
 
-def detail_data(request_id):
-    """The row, its bodies and headers (redacted); 404 when unknown."""
+def detail_row(request_id):
+    """The row of `request_id`; 404 when unknown."""
     if not _REQUEST_ID.match(request_id):
         abort(404, description="No request has this id.")
     row = q.get_request(request_id)
     if row is None:
         abort(404, description="No request has this id.")
     row.pop("id", None)
-    return {**row, **q.get_bodies(request_id)}
+    return row
+
+
+def detail_data(request_id):
+    """The row, its bodies and headers (redacted); 404 when unknown."""
+    row = detail_row(request_id)
+    return {**row, **q.get_bodies(request_id, row["stream"])}
 
 
 @bp.get("/requests/<request_id>")

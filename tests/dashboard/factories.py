@@ -6,6 +6,8 @@ import uuid
 from bench import seed as bench_seed
 from common.recording import aggregates
 from common.models import ApiRequest, RequestBody, utcnow
+from common.recording.bodies import Body, BodyWriter
+from common.recording.rows import split_request
 
 
 def make_request(body=None, response=None, headers=None, **fields):
@@ -17,13 +19,21 @@ def make_request(body=None, response=None, headers=None, **fields):
            "first_token_ms": 300.0, **fields}
     ApiRequest.create(**row)
     if body is not None or response is not None or headers is not None:
-        RequestBody.create(
-            request_id=row["request_id"],
-            request_body=json.dumps(body) if body is not None else None,
-            response_body=response if isinstance(response, str) or response is None
-            else json.dumps(response),
-            request_headers=json.dumps(headers or {}), response_headers=json.dumps({}))
+        data = json.dumps(body).encode() if body is not None else None
+        if response is not None:
+            response = (response if isinstance(response, str) else json.dumps(response)).encode()
+        stored = Body(row["request_id"], row["domain"], row["timestamp"], split_request(data),
+                      len(data or b""), response, json.dumps(headers or {}), json.dumps({}))
+        database = ApiRequest._meta.database
+        with database.atomic():
+            BodyWriter().save(database, [stored])
     return row["request_id"]
+
+
+def make_legacy_bodies(request_id, body, response):
+    """Bodies as rows written before pieces existed kept them: text columns."""
+    RequestBody.create(request_id=request_id, request_body=body, response_body=response,
+                       request_headers="{}", response_headers="{}")
 
 
 def seed_traffic(database, rows=400, days=3):
