@@ -33,3 +33,11 @@ def fake_upstream():
     from tests.fake_upstream import start_fake_upstream
     with start_fake_upstream() as upstream:
         yield upstream
+
+
+@pytest.fixture(scope="session")
+def claude_code():
+    """Real Claude Code's `claude` (tests/claude_code.py): skipped when it is not installed,
+    a failure under NEXUS_REQUIRE_ALL=1."""
+    from tests.claude_code import require_claude_code
+    return require_claude_code()

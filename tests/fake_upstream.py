@@ -132,8 +132,8 @@ class Handler(BaseHTTPRequestHandler):
         matches = [(method, action, match) for method, pattern, action in ROUTES
                    if (match := re.fullmatch(pattern, self.route))]
         for method, action, match in matches:
-            if method == self.command:
-                return action(self, *match.groups())
+            if method == self.command:  # by name, so that a subclass may answer a route
+                return getattr(self, action)(*match.groups())
         if matches:
             return self._error(405, "invalid_request_error", "Method Not Allowed")
         return self._error(404, "not_found_error", "Not Found")
@@ -363,16 +363,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 ROUTES = (
-    ("POST", r"/v1/messages", Handler.messages),
-    ("POST", r"/v1/messages/count_tokens", Handler.count_tokens),
-    ("GET", r"/v1/models", Handler.models),
-    ("GET", r"/v1/models/([^/]+)", Handler.model),
-    ("POST", r"/v1/messages/batches", Handler.create_batch),
-    ("GET", r"/v1/messages/batches", Handler.list_batches),
-    ("GET", r"/v1/messages/batches/([^/]+)", Handler.get_batch),
-    ("GET", r"/v1/messages/batches/([^/]+)/results", Handler.batch_results),
-    ("POST", r"/v1/files", Handler.upload_file),
-    ("GET", r"/v1/files", Handler.list_files),
+    ("POST", r"/v1/messages", "messages"),
+    ("POST", r"/v1/messages/count_tokens", "count_tokens"),
+    ("GET", r"/v1/models", "models"),
+    ("GET", r"/v1/models/([^/]+)", "model"),
+    ("POST", r"/v1/messages/batches", "create_batch"),
+    ("GET", r"/v1/messages/batches", "list_batches"),
+    ("GET", r"/v1/messages/batches/([^/]+)", "get_batch"),
+    ("GET", r"/v1/messages/batches/([^/]+)/results", "batch_results"),
+    ("POST", r"/v1/files", "upload_file"),
+    ("GET", r"/v1/files", "list_files"),
 )
 
 
@@ -420,13 +420,15 @@ class Received(dict):
 
 
 @contextlib.contextmanager
-def start_fake_upstream(scenario="", verbose=False, timeout=10, args=()):
+def start_fake_upstream(scenario="", verbose=False, timeout=10, args=(),
+                        module="tests.fake_upstream"):
     """Run the fake upstream in its own process on a free loopback port; stop it after.
 
-    `scenario` is the default x-fake-scenario; `args` are extra command-line flags.
+    `scenario` is the default x-fake-scenario; `args` are extra command-line flags;
+    `module` runs another server with the same command line (tests.claude_code_upstream).
     """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [sys.executable, "-m", "tests.fake_upstream", "--port", "0"]
+    command = [sys.executable, "-m", module, "--port", "0"]
     if scenario:
         command += ["--scenario", scenario]
     if verbose:
