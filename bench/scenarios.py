@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from bench import metrics, procs, stats, streams, wrk
 
-SCENARIOS = ("small_c1", "small_c50", "small_c200", "stream_200", "open_streams", "body_1mb")
+SCENARIOS = ("small_c1", "small_c50", "small_c200", "stream_200", "open_streams", "body_1mb",
+             "body_300kb")
 PATH = "/v1/messages"
 
 
@@ -28,6 +29,7 @@ class Settings:
     stream_first_ms: float = 2.0
     stream_interval_ms: float = 1.0  # asyncio's timers round to whole milliseconds anyway
     drain_timeout: float = 30.0
+    long_duration: float = 10.0    # seconds of the one-round 300 KB load (does the writer keep up?)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Files:
     small: str
     small_stream: bytes
     big: str
+    claude_code: str = ""          # a 300 KB Claude Code-shaped body
 
 
 def run(name, target, settings, files):
@@ -61,7 +64,9 @@ def run(name, target, settings, files):
             "small_c200": lambda: _wrk(target, files.small, 200, settings),
             "stream_200": lambda: _stream(target, files.small_stream, settings),
             "open_streams": lambda: _open(target, files.small_stream, settings),
-            "body_1mb": lambda: _wrk(target, files.big, 1, settings)}[name]
+            "body_1mb": lambda: _wrk(target, files.big, 1, settings),
+            "body_300kb": lambda: _wrk(target, files.claude_code, 1, settings,
+                                       settings.long_duration)}[name]
     return {"scenario": name, "target": target.name, "recording": target.recording,
             **_measured(target, load, settings)}
 
@@ -155,8 +160,8 @@ def _drain(port, timeout):
     return None
 
 
-def _wrk(target, body_file, connections, settings):
-    summary = wrk.run(target.url, body_file, connections, settings.duration)
+def _wrk(target, body_file, connections, settings, duration=None):
+    summary = wrk.run(target.url, body_file, connections, duration or settings.duration)
     errors = sum(summary["errors"].values())
     return {"load": "wrk", "connections": connections, "requests": summary["requests"],
             "errors": errors, "requests_per_s": summary["requests_per_s"],

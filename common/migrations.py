@@ -72,14 +72,16 @@ def _bodies_as_pieces(db):
     for name, field in (("request_recipe", pw.BlobField(null=True)),
                         ("request_size", pw.IntegerField(null=True)),
                         ("response_data", pw.BlobField(null=True)),
-                        ("response_size", pw.IntegerField(null=True))):
+                        ("response_size", pw.IntegerField(null=True)),
+                        ("response_headers_data", pw.BlobField(null=True))):
         add_column_if_missing(db, "api_request_bodies", name, field)
     if isinstance(getattr(db, "obj", None) or db, pw.PostgresqlDatabase):
         # The blobs are compressed already: TOAST should store them out of line without
         # trying to compress them again.
         db.execute_sql("ALTER TABLE body_pieces ALTER COLUMN data SET STORAGE EXTERNAL")
         db.execute_sql("ALTER TABLE api_request_bodies ALTER COLUMN request_recipe SET STORAGE "
-                       "EXTERNAL, ALTER COLUMN response_data SET STORAGE EXTERNAL")
+                       "EXTERNAL, ALTER COLUMN response_data SET STORAGE EXTERNAL, "
+                       "ALTER COLUMN response_headers_data SET STORAGE EXTERNAL")
 
 
 MIGRATIONS = (

@@ -91,21 +91,22 @@ CONTRACT_COLUMNS = ("request_id", "domain", "timestamp", "method", "path", "mode
 class RequestBody(BaseModel):
     """A request's bodies and (redacted) headers, kept apart so that row scans stay small.
 
-    The request body is a recipe over `body_pieces` (common/recording/pieces.py); the
-    response is kept whole, as the client received it. Both are compressed blobs
-    (common/recording/compression.py). `request_body`/`response_body` hold rows written
-    before pieces existed, until `nexus migrate` converts them.
+    The request body and headers are a recipe over `body_pieces` (common/recording/pieces.py,
+    bodies.py); the response is kept whole, as the client received it. All are compressed
+    blobs (common/recording/compression.py). The text columns hold rows written before
+    pieces existed, until `nexus migrate` converts them.
     """
 
     request_id = pw.CharField(max_length=36, primary_key=True)
     request_body = pw.TextField(null=True)   # legacy: the body as text
     response_body = pw.TextField(null=True)  # legacy: the answer (a stream's rebuilt message)
-    request_headers = pw.TextField(null=True)
-    response_headers = pw.TextField(null=True)
+    request_headers = pw.TextField(null=True)   # legacy: JSON (now a piece, by the recipe)
+    response_headers = pw.TextField(null=True)  # legacy: JSON
     request_recipe = pw.BlobField(null=True)
     request_size = pw.IntegerField(null=True)    # bytes as the client sent them
     response_data = pw.BlobField(null=True)
     response_size = pw.IntegerField(null=True)   # bytes as the client received them
+    response_headers_data = pw.BlobField(null=True)
 
     class Meta:
         table_name = "api_request_bodies"

@@ -35,8 +35,11 @@ _HEADER = struct.Struct(">I")
 STOP_WAIT_S = 15.0
 PIPE_BYTES = 1 << 20  # a Claude Code body or three fit in the pipe without a wait
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# Runs in the child: put the worker's sys.path in place, then the writer's entry point.
-BOOTSTRAP = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+# Runs in the child: ignore the signals a shutdown sends the whole group (the writer ends
+# when its pipe does), put the worker's sys.path in place, then the writer's entry point.
+BOOTSTRAP = ("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+             "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
              "from proxy.writer import main; sys.exit(main(sys.argv[2:]))")
 
 

@@ -3,7 +3,9 @@
 Write side (the writer process, inside `store.save_records`' transaction):
 `BodyWriter.save` stores the pieces a batch's request bodies refer to that the
 domain does not hold yet, refreshes `last_seen` on the ones it reuses, and writes
-one `api_request_bodies` row per request. It remembers which pieces exist
+one `api_request_bodies` row per request: the recipe (`{"body": [...], "headers": id}`:
+a client's request headers hardly change within a session, so they are a piece too,
+without Content-Length, which `request_size` holds), the response, its headers. It remembers which pieces exist
 (`PieceIds`), so that a resent history costs no query at all; what it learned is
 kept only once the transaction commits (`commit`).
 
@@ -36,8 +38,14 @@ class Body:
     split: object            # pieces.SplitBody or None (body not kept)
     request_size: int
     response: bytes | None
-    request_headers: str     # JSON, already redacted
-    response_headers: str
+    request_headers: dict    # already redacted (proxy.wire.make_record)
+    response_headers: dict
+
+    def headers_piece(self):
+        """The request headers as a piece (sorted, without Content-Length)."""
+        kept = {k: v for k, v in self.request_headers.items() if k.lower() != "content-length"}
+        return pieces.Piece(json.dumps(kept, sort_keys=True, ensure_ascii=False,
+                                       separators=(",", ":")).encode(), "headers")
 
 
 class PieceIds:
@@ -89,24 +97,25 @@ class BodyWriter:
     def rows(self, database, bodies):
         """Store the pieces `bodies` need; return their api_request_bodies rows and
         {request_id: (bytes received, bytes stored)}."""
-        ids, added = self._pieces(database, bodies)
+        headers = {body.request_id: body.headers_piece() for body in bodies}
+        ids, added = self._pieces(database, bodies, headers)
         rows, sizes = [], {}
         for body in bodies:
-            recipe = (compression.pack(json.dumps(pieces.recipe(body.split, ids),
-                                                  ensure_ascii=False,
-                                                  separators=(",", ":")).encode())
-                      if body.split is not None else None)
+            items = pieces.recipe(body.split, ids) if body.split is not None else None
+            recipe = compression.pack(json.dumps(
+                {"body": items, "headers": ids[headers[body.request_id].digest]},
+                ensure_ascii=False, separators=(",", ":")).encode())
             response = compression.pack(body.response) if body.response is not None else None
+            response_headers = compression.pack(json.dumps(body.response_headers).encode())
             received = body.request_size + len(body.response or b"")
-            stored = (len(recipe or b"") + len(response or b"") + added.get(body.request_id, 0)
-                      + len(body.request_headers) + len(body.response_headers))
+            stored = (len(recipe) + len(response or b"") + len(response_headers)
+                      + added.get(body.request_id, 0))
             sizes[body.request_id] = (received, stored)
             rows.append({"request_id": body.request_id, "request_recipe": recipe,
                          "request_size": body.request_size if body.split is not None else None,
                          "response_data": response,
                          "response_size": len(body.response) if body.response is not None else None,
-                         "request_headers": body.request_headers,
-                         "response_headers": body.response_headers})
+                         "response_headers_data": response_headers})
         return rows, sizes
 
     def commit(self):
@@ -120,13 +129,13 @@ class BodyWriter:
         self._learned = []
 
     # -- pieces --------------------------------------------------------------------
-    def _pieces(self, database, bodies):
+    def _pieces(self, database, bodies, headers):
         """({digest: id} of every piece the bodies use, {request_id: bytes it added})."""
         wanted = {}  # (domain, digest) -> (piece, the first body that uses it)
         for body in bodies:
-            if body.split is not None:
-                for piece in body.split.pieces():
-                    wanted.setdefault((body.domain, piece.digest), (piece, body))
+            used = body.split.pieces() if body.split is not None else []
+            for piece in [*used, headers[body.request_id]]:
+                wanted.setdefault((body.domain, piece.digest), (piece, body))
         latest = _latest(bodies)
         ids, learned, stale, missing = {}, {}, [], []
         for key in wanted:
@@ -196,7 +205,7 @@ class BodyWriter:
 def _latest(bodies):
     latest = {}
     for body in bodies:
-        if body.split is not None and body.timestamp > latest.get(body.domain, datetime.datetime.min):
+        if body.timestamp > latest.get(body.domain, datetime.datetime.min):
             latest[body.domain] = body.timestamp
     return latest
 
@@ -297,7 +306,7 @@ class PieceCache:
 
 _FIELDS = (RequestBody.request_id, RequestBody.request_recipe, RequestBody.request_body,
            RequestBody.response_data, RequestBody.response_body, RequestBody.request_headers,
-           RequestBody.response_headers)
+           RequestBody.response_headers, RequestBody.response_headers_data)
 
 
 def load(request_ids, cache=None):
@@ -308,19 +317,26 @@ def load(request_ids, cache=None):
         rows += list(RequestBody.select(*_FIELDS).where(RequestBody.request_id.in_(chunk)).tuples())
     recipes = {rid: json.loads(compression.unpack(recipe))
                for rid, recipe, *_ in rows if recipe is not None}
-    wanted = [i for items in recipes.values() for i in pieces.recipe_ids(items)]
+    wanted = [i for recipe in recipes.values()
+              for i in pieces.recipe_ids(recipe["body"] or []) + [recipe["headers"]]]
     data = cache.get_many(wanted)
     out = {}
-    for rid, recipe, legacy_request, response, legacy_response, req_h, resp_h in rows:
-        exact = recipe is not None or legacy_request is None
+    for rid, recipe, legacy_request, response, legacy_response, req_h, resp_h, resp_h_data in rows:
+        recipe = recipes.get(rid)
         if recipe is not None:
-            request = pieces.assemble(recipes[rid], data)
+            req_h = data[recipe["headers"]].decode("utf-8")
+        if recipe is not None and recipe["body"] is not None:
+            request, exact = pieces.assemble(recipe["body"], data), True
+        elif legacy_request is not None:  # stored as text: bytes that were not UTF-8 are lost
+            request, exact = legacy_request.encode("utf-8"), False
         else:
-            request = legacy_request.encode("utf-8") if legacy_request is not None else None
+            request, exact = None, True
         if response is not None:
             answer = compression.unpack(response)
         else:
             answer = legacy_response.encode("utf-8") if legacy_response is not None else None
+        if resp_h_data is not None:
+            resp_h = compression.unpack(resp_h_data).decode("utf-8")
         out[rid] = Stored(request, answer, req_h, resp_h, exact, response is not None)
     return out
 

@@ -9,6 +9,8 @@ NUL), so the exact bytes are unknown: such a body stays as it is, served marked
 inexact. A stream's legacy response is the message rebuilt from its events, not the
 events: it stays text too.
 """
+import json
+
 from ..models import ApiRequest, RequestBody
 from .bodies import Body, BodyWriter, add_daily
 from .rows import split_request
@@ -42,7 +44,15 @@ def _body(row):
     data = request.encode("utf-8") if request is not None else None
     return Body(row["request_id"], row["domain"], row["timestamp"], split_request(data),
                 len(data or b""), response.encode("utf-8") if response is not None else None,
-                row["request_headers"] or "{}", row["response_headers"] or "{}")
+                _headers(row["request_headers"]), _headers(row["response_headers"]))
+
+
+def _headers(text):
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def convert(database, batch_size=500, progress=None):
@@ -63,8 +73,10 @@ def convert(database, batch_size=500, progress=None):
             values, sizes = writer.rows(database, [body for _, body in work])
             for (row, body), value in zip(work, values):
                 changes = {RequestBody.request_recipe: value["request_recipe"],
-                           RequestBody.request_size: value["request_size"]}
-                if value["request_recipe"] is not None:
+                           RequestBody.request_size: value["request_size"],
+                           RequestBody.response_headers_data: value["response_headers_data"],
+                           RequestBody.request_headers: None, RequestBody.response_headers: None}
+                if body.split is not None:
                     changes[RequestBody.request_body] = None
                 if body.response is not None:
                     changes.update({RequestBody.response_data: value["response_data"],

@@ -249,8 +249,7 @@ def kept_body(row, record, split):
     data, response = record.get("request_body"), record.get("response_body")
     return Body(row["request_id"], row["domain"], row["timestamp"], split,
                 len(data or b""), bytes(response) if response is not None else None,
-                json.dumps(record.get("request_headers") or {}),
-                json.dumps(record.get("response_headers") or {}))
+                dict(record.get("request_headers") or {}), dict(record.get("response_headers") or {}))
 
 
 def whole(record):

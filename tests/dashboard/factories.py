@@ -23,7 +23,7 @@ def make_request(body=None, response=None, headers=None, **fields):
         if response is not None:
             response = (response if isinstance(response, str) else json.dumps(response)).encode()
         stored = Body(row["request_id"], row["domain"], row["timestamp"], split_request(data),
-                      len(data or b""), response, json.dumps(headers or {}), json.dumps({}))
+                      len(data or b""), response, headers or {}, {})
         database = ApiRequest._meta.database
         with database.atomic():
             BodyWriter().save(database, [stored])

@@ -24,6 +24,7 @@ import requests
 
 from common import db as nexus_db
 from common import keys
+from common.recording import compression
 from tests.proxy.conftest import free_port
 from tests.proxy.rows import fetch_rows
 from tests.proxy_server import running_proxy
@@ -122,14 +123,26 @@ def traffic(port, secrets):
     return [i for i in ids if i]
 
 
+def _shown(value):
+    """A stored value as text; compressed blobs (bodies, pieces, headers) unpacked, so that
+    a secret inside one is found too."""
+    if isinstance(value, (bytes, memoryview)):
+        try:
+            value = compression.unpack(value)
+        except Exception:  # not one of our blobs
+            value = bytes(value)
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
 def dump_database(db_url, workdir):
-    """Every value of every table as text, plus the raw SQLite file and WAL bytes."""
+    """Every value of every table as text (blobs unpacked), plus the raw SQLite file and WAL."""
     database = nexus_db.open_database(db_url)
     parts = []
     try:
         for table in database.get_tables():
             cursor = database.execute_sql(f'SELECT * FROM "{table}"')
-            parts.extend(str(value) for row in cursor.fetchall() for value in row)
+            parts.extend(_shown(value) for row in cursor.fetchall() for value in row)
     finally:
         database.close()
     if db_url.startswith("sqlite:///"):
