@@ -31,6 +31,10 @@ DEFINITIONS = {
     "nexus_records_spooled_total": ("counter", "Records written to the spool."),
     "nexus_records_replayed_total": ("counter", "Spooled records saved after the database came back."),
     "nexus_records_lost_total": ("counter", "Records that could be neither saved nor spooled."),
+    "nexus_body_bytes_received_total": ("counter", "Body bytes recorded: requests as sent, "
+                                        "responses as received."),
+    "nexus_body_bytes_stored_total": ("counter", "Bytes storing them added to the database "
+                                      "(new pieces, recipes, responses, headers; compressed)."),
     "nexus_in_flight_requests": ("gauge", "Requests being answered now."),
     "nexus_recorder_queue_depth": ("gauge", "Records waiting for the writer."),
     "nexus_recorder_queue_bytes": ("gauge", "Bytes of records held in memory for the writer."),

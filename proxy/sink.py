@@ -51,6 +51,7 @@ class DatabaseSink:
         self.pending, self.pending_bytes = [], 0
         self._prepared = False
         self._next_probe = self._next_replay = self._next_metrics = 0.0
+        self._bytes_counted = (0, 0)
 
     def run(self, reader):
         """Save what `reader` brings until it ends, then what is left."""
@@ -203,9 +204,17 @@ class DatabaseSink:
         if self.metrics:
             self.metrics.inc(name, amount=amount)
 
+    def _count_bytes(self):
+        writer = store.body_writer_for(self.database)
+        received, stored = self._bytes_counted
+        self._count("nexus_body_bytes_received_total", writer.received - received)
+        self._count("nexus_body_bytes_stored_total", writer.stored - stored)
+        self._bytes_counted = (writer.received, writer.stored)
+
     def _flush_metrics(self):
         if not self.metrics:
             return
+        self._count_bytes()
         self.metrics.set("nexus_recorder_queue_depth", len(self.pending))
         self.metrics.set("nexus_recorder_queue_bytes", self.pending_bytes)
         self.metrics.set("nexus_database_up", 1 if self.database_up else 0)

@@ -84,7 +84,8 @@ class BodyWriter:
     def __init__(self, known=None):
         self.known = known if known is not None else PieceIds()
         self._learned = []
-        self.received = self.stored = 0   # bytes, for the metrics
+        self._sizes = []
+        self.received = self.stored = 0   # bytes saved so far (committed), for the metrics
 
     def save(self, database, bodies):
         """Store `bodies` (a list of Body) inside the caller's transaction; return
@@ -92,6 +93,7 @@ class BodyWriter:
         rows, sizes = self.rows(database, bodies)
         bulk.insert(database, RequestBody, rows, ignore=True, chunk=100)
         add_daily(database, bodies, sizes)
+        self._sizes = list(sizes.values())
         return sizes
 
     def rows(self, database, bodies):
@@ -122,11 +124,13 @@ class BodyWriter:
         """The transaction committed: remember the pieces it stored or refreshed."""
         for key, piece_id, last_seen in self._learned:
             self.known.put(key, piece_id, last_seen)
-        self._learned = []
+        self.received += sum(received for received, _ in self._sizes)
+        self.stored += sum(stored for _, stored in self._sizes)
+        self._learned, self._sizes = [], []
 
     def rollback(self):
         """The transaction failed: forget what it would have taught."""
-        self._learned = []
+        self._learned, self._sizes = [], []
 
     # -- pieces --------------------------------------------------------------------
     def _pieces(self, database, bodies, headers):

@@ -8,6 +8,7 @@ import time
 
 from proxy.metrics import Metrics, merge, render
 from tests.proxy.conftest import MODEL
+from tests.proxy.rows import wait_for_rows
 from tests.proxy_server import running_proxy
 
 
@@ -166,3 +167,22 @@ def test_gauges_of_processes_add_up_but_database_up_is_the_lowest(tmp_path):
     assert samples["nexus_recorder_queue_depth"] == 3 + 7 + 5
     assert samples["nexus_database_up"] == 0
     assert samples["nexus_spool_backlog_bytes"] == 4096
+
+
+def test_stored_body_bytes_are_exported_beside_the_bytes_received(tmp_path, upstream):
+    db_url = f"sqlite:///{tmp_path}/n.db"
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": db_url}
+    history = [{"role": "user", "content": "line of a long history " * 800}]
+    body = json.dumps({"model": MODEL, "max_tokens": 5, "messages": history})
+    with running_proxy(env, cwd=str(tmp_path)) as proxy:
+        for _ in range(20):  # the same history resent, as Claude Code does
+            conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+            conn.request("POST", "/v1/messages", body, {"content-type": "application/json"})
+            conn.getresponse().read()
+            conn.close()
+        wait_for_rows(db_url, 20)
+        time.sleep(1.5)  # the writer publishes its numbers every second
+        samples = parse(proxy.get("/metrics")[2].decode())
+    received = samples["nexus_body_bytes_received_total"]
+    assert received >= 20 * len(body)
+    assert 0 < samples["nexus_body_bytes_stored_total"] < received / 10
