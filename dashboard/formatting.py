@@ -41,7 +41,19 @@ def fmt_pct(value):
     return f"{100 * float(value or 0):.1f}%"
 
 
+def fmt_bytes(value):
+    """1536 -> '1.5 KB'; None -> '–'."""
+    if value is None:
+        return "–"
+    if abs(value) < 1024:
+        return f"{value:.0f} B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if abs(value) < 1024 or unit == "TB":
+            return f"{value:.1f} {unit}"
+
+
 def install(app):
     """Register the filters on `app`'s Jinja environment."""
-    for func in (fmt_int, fmt_tokens, fmt_cost, fmt_ms, fmt_time, fmt_pct):
+    for func in (fmt_int, fmt_tokens, fmt_cost, fmt_ms, fmt_time, fmt_pct, fmt_bytes):
         app.jinja_env.filters[func.__name__] = func

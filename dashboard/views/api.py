@@ -5,6 +5,7 @@ from ..exporting import csv_chunks, download
 from ..params import stats_range
 from ..queries import requests as rq
 from ..queries import stats as sq
+from ..queries.storage import storage
 from . import conversations, requests, tokens
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -59,7 +60,8 @@ def conversation_detail(conversation_id):
 @bp.get("/stats")
 def stats():
     """Totals, per-model, per-domain and per-hour-or-day series for a range."""
-    return jsonify(sq.stats(stats_range(request.args)))
+    rng = stats_range(request.args)
+    return jsonify({**sq.stats(rng), "storage": storage(rng)})
 
 
 @bp.get("/token-usage")

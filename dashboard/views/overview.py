@@ -8,6 +8,7 @@ from common.models import utcnow
 from ..params import stats_range
 from ..queries import requests as rq
 from ..queries import stats as sq
+from ..queries.storage import storage
 from . import respond
 
 bp = Blueprint("overview", __name__)
@@ -42,6 +43,7 @@ def index():
     """Totals, series by hour or day, and breakdowns by model, domain and type."""
     rng = stats_range(request.args)
     data = sq.stats(rng)
+    data["storage"] = storage(rng)
     args = {k: v for k, v in request.args.items() if k not in ("fragment", "format")}
     cards_url = url_for("overview.index", fragment="cards", **args)
     if request.args.get("fragment") == "cards":  # htmx refreshes the cards every 30 s
