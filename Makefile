@@ -34,6 +34,7 @@ lock: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[proxy,bench]'
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.storage
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

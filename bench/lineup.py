@@ -81,9 +81,11 @@ def start(name, upstream, workdir, pg_admin_dsn=PG_ADMIN_DSN, pg_url=PG_URL):
         count_rows = None
         if recording not in (None, "off"):
             count_rows = stack.enter_context(_row_counter(db_url))
+        notes = {"log": str(server.log_path)}
+        if recording not in (None, "off"):
+            notes["db_url"] = db_url
         target = Target(name, server.port, server.worker_pid(), recording=recording,
-                        has_metrics=recording is not None, count_rows=count_rows,
-                        notes={"log": str(server.log_path)})
+                        has_metrics=recording is not None, count_rows=count_rows, notes=notes)
         yield target
 
 

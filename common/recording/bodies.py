@@ -17,7 +17,6 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import peewee as pw
 
 from ..models import BodyPiece, BodyStorageDaily, RequestBody
 from . import bulk, compression, pieces
@@ -348,18 +347,3 @@ def load(request_ids, cache=None):
 def load_one(request_id):
     """The Stored bodies of one request, or None when none were kept."""
     return load([request_id]).get(request_id)
-
-
-def size_on_disk(database):
-    """Bytes the body tables take in the database (tables, indexes, out-of-line data)."""
-    real = getattr(database, "obj", None) or database
-    tables = ("body_pieces", "api_request_bodies")
-    if isinstance(real, pw.PostgresqlDatabase):
-        return sum(database.execute_sql("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]
-                   for t in tables)
-    try:
-        cursor = database.execute_sql(
-            "SELECT SUM(pgsize) FROM dbstat WHERE name IN (?, ?) OR tbl_name IN (?, ?)", tables * 2)
-        return cursor.fetchone()[0] or 0
-    except pw.OperationalError:  # SQLite built without the dbstat table
-        return None

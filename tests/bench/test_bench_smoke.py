@@ -12,12 +12,12 @@ from dataclasses import replace
 
 import pytest
 
-from bench import figures, lineup, report, run, scenarios, servers
+from bench import figures, lineup, report, run, scenarios, servers, storage
 
 pytestmark = pytest.mark.slow
 
 QUICK = replace(scenarios.Settings(), duration=1, rounds=1, warmup=0, open_streams=20,
-                open_interval_ms=50, open_events=8, drain_timeout=10)
+                open_interval_ms=50, open_events=8, drain_timeout=10, long_duration=1)
 
 
 def _postgres_up():
@@ -116,3 +116,18 @@ def test_page_keeps_prose_and_gets_tables_and_a_chart(bench):
     # A second render replaces the generated part instead of appending another.
     report.update_page(page, report.section(results), run.SKELETON)
     assert page.read_text().count(report.BEGIN) == 1
+
+
+def test_the_storage_workload_records_a_session_and_writes_its_figures(tmp_path):
+    _require(_postgres_up(), "PostgreSQL on 127.0.0.1:5432")
+    page = tmp_path / "recording-performance.md"
+    page.write_text("# Recording performance\n\nHand-written findings stay.\n")
+    assert storage.main(["--turns", "6", "--results-dir", str(tmp_path), "--page", str(page)]) == 0
+    [path] = tmp_path.glob("storage-*.json")
+    runs = json.loads(path.read_text())["runs"]
+    assert [r["target"] for r in runs] == ["proxy-sqlite", "proxy-postgresql"]
+    for run_ in runs:
+        assert run_["rows"] == run_["requests"] == 6
+        assert 0 < run_["database_growth"] < run_["bytes_sent"]
+    text = page.read_text()
+    assert "Hand-written findings stay." in text and storage.BEGIN in text
