@@ -102,10 +102,9 @@ class BodyWriter:
         ids, added = self._pieces(database, bodies, headers)
         rows, sizes = [], {}
         for body in bodies:
-            items = pieces.recipe(body.split, ids) if body.split is not None else None
-            recipe = compression.pack(json.dumps(
-                {"body": items, "headers": ids[headers[body.request_id].digest]},
-                ensure_ascii=False, separators=(",", ":")).encode())
+            items = pieces.recipe_json(body.split, ids) if body.split is not None else "null"
+            recipe = compression.pack(
+                f'{{"body":{items},"headers":{ids[headers[body.request_id].digest]}}}'.encode())
             response = compression.pack(body.response) if body.response is not None else None
             response_headers = compression.pack(json.dumps(body.response_headers).encode())
             received = body.request_size + len(body.response or b"")

@@ -16,6 +16,7 @@ _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 # Keys that change between two sends of the same message, or that only steer caching.
 _VOLATILE = frozenset({"cache_control", "id", "tool_use_id", "signature", "citations"})
 _DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+MAX_RUNS = 4  # lists remembered per first message (conversations may open alike)
 
 
 def strip_reminders(text):
@@ -105,10 +106,12 @@ class MessageCache:
     carries, normalised as if no tool id had been seen before it.
     """
 
-    def __init__(self, max_bytes=64 * 2**20):
+    def __init__(self, max_bytes=64 * 2**20, max_runs=4096):
         self.max_bytes = max_bytes
+        self.max_runs = max_runs
         self.size = 0
         self._entries = OrderedDict()
+        self._runs = OrderedDict()  # first line -> [(lines, hashes, state)], newest first
         self._lock = threading.Lock()  # the proxy's in-process recorder and tests use threads
 
     def get_many(self, raws):
@@ -136,6 +139,35 @@ class MessageCache:
     def __len__(self):
         return len(self._entries)
 
+    # -- runs: a message list met before, and where its hashes ended ---------------
+    def run_for(self, raw):
+        """The longest remembered run (raw texts, hashes, sha256 state, tool ids seen) whose
+        texts `raw` begins with; None."""
+        if not raw:
+            return None
+        with self._lock:
+            best = None
+            for run in self._runs.get(raw[0], ()):
+                size = len(run[0])
+                if size <= len(raw) and (best is None or size > len(best[0])) \
+                        and raw[:size] == run[0]:
+                    best = run
+            if best is not None:
+                self._runs.move_to_end(raw[0])
+            return best
+
+    def remember_run(self, raw, hashes, state, seen):
+        """Remember the texts `raw`, their prefix hashes, the hash state and tool ids after them."""
+        if not raw:
+            return
+        with self._lock:
+            runs = [run for run in self._runs.pop(raw[0], [])
+                    if not (len(run[0]) <= len(raw) and raw[:len(run[0])] == run[0])]
+            self._runs[raw[0]] = [(list(raw), list(hashes), state.copy(), frozenset(seen)),
+                                  *runs][:MAX_RUNS]
+            while len(self._runs) > self.max_runs:
+                self._runs.popitem(last=False)
+
 
 def _entry(message):
     """A cache entry: the message's line as if no tool id came before it, and its tool ids."""
@@ -144,25 +176,28 @@ def _entry(message):
     return (None if normal is None else _canonical(normal) + b"\n", frozenset(own))
 
 
-def _lines(messages, raw, cache):
-    """The bytes each message adds to the running hash (None: nothing), in order."""
+def _lines(messages, raw, cache, start=0, stop=None, seen=None):
+    """The bytes each message in [start, stop) adds to the running hash (None: nothing), in
+    order, given the tool ids `seen` before it (a set, updated)."""
     messages = messages or []
+    stop = len(messages) if stop is None else stop
+    seen = set() if seen is None else seen
     if cache is None or raw is None:
-        seen = set()
-        normals = (_normal_message(m, seen) for m in messages)
+        normals = (_normal_message(messages[i], seen) for i in range(start, stop))
         return [None if n is None else _canonical(n) + b"\n" for n in normals]
-    entries = cache.get_many(raw)
+    entries = cache.get_many(raw[start:stop])
     # Only the messages met for the first time are read (parsed, when `messages` parses
     # lazily); the others are their cached lines.
-    new = [(raw[i], _entry(messages[i])) for i, entry in enumerate(entries) if entry is None]
+    new = [(raw[start + i], _entry(messages[start + i]))
+           for i, entry in enumerate(entries) if entry is None]
     cache.put_many(new)
     made = iter(new)
-    lines, seen = [], set()
-    for index, entry in enumerate(entries):
+    lines = []
+    for offset, entry in enumerate(entries):
         line, ids = entry if entry is not None else next(made)[1]
         if not seen.isdisjoint(ids):
             # A tool id already seen earlier in this list: the message loses that block here.
-            normal = _normal_message(messages[index], seen)
+            normal = _normal_message(messages[start + offset], seen)
             line = None if normal is None else _canonical(normal) + b"\n"
         else:
             seen.update(ids)
@@ -170,18 +205,44 @@ def _lines(messages, raw, cache):
     return lines
 
 
-def prefix_hashes(messages, raw=None, cache=None):
-    """hashes[k] is the hash of the first k normalised messages (hashes[0] is None).
+def _run_length(raw):
+    """How many leading texts to remember as a run: not the last ones carrying a cache
+    breakpoint, since Claude Code resends those without it next turn."""
+    size = len(raw)
+    for index in range(size - 1, max(-1, size - 5), -1):
+        text = raw[index]
+        if (b'"cache_control"' if isinstance(text, bytes) else '"cache_control"') in text:
+            size = index
+    return size
 
-    `raw`, the JSON text each message was parsed from (`common.recording.rows.parse_body`), lets
-    `cache` (a MessageCache) skip normalising and serialising the messages it has met
-    before; the hashes are the same with or without it.
-    """
-    digest, hashes = hashlib.sha256(), [None]
-    for line in _lines(messages, raw, cache):
+
+def _add(lines, digest, hashes):
+    for line in lines:
         if line is not None:
             digest.update(line)
             hashes.append(digest.copy().hexdigest())
+
+
+def prefix_hashes(messages, raw=None, cache=None):
+    """hashes[k] is the hash of the first k normalised messages (hashes[0] is None).
+
+    `raw`, the JSON text each message was parsed from (`common.recording.pieces`), lets
+    `cache` (a MessageCache) skip normalising and serialising the messages it has met
+    before, and go on from where the hashes of a list this one begins with ended; the
+    hashes are the same with or without it.
+    """
+    digest, hashes, start, seen = hashlib.sha256(), [None], 0, set()
+    if cache is None or raw is None:
+        _add(_lines(messages, raw, cache), digest, hashes)
+        return hashes
+    run = cache.run_for(raw)
+    if run is not None:  # the history resent: go on from where its hashes ended
+        start, hashes, digest, seen = len(run[0]), list(run[1]), run[2].copy(), set(run[3])
+    keep = max(start, _run_length(raw))
+    _add(_lines(messages, raw, cache, start, keep, seen), digest, hashes)
+    if keep > start:
+        cache.remember_run(raw[:keep], hashes, digest, seen)
+    _add(_lines(messages, raw, cache, keep, None, seen), digest, hashes)
     return hashes
 
 

@@ -28,7 +28,9 @@ ARRAYS = {"system": "system", "tools": "tool", "messages": "message"}
 KEY_BYTES = 64          # an element's first bytes: where a lookup starts
 MAX_CANDIDATES = 64     # elements a key lookup tries (the most recent); successors find the rest
 MAX_SUCCESSORS = 4
-WINDOW = 4096           # bytes decoded at a time to parse a value the cache does not know
+MAX_RUNS = 4            # arrays remembered per first element (sessions may open alike)
+MIN_RUN = 8             # shorter arrays are matched element by element
+WINDOW = 512            # bytes decoded first to parse a value the cache does not know
 _SPACE = re.compile(rb"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 # `,"cache_control":{…}` (or `"cache_control":{…},` as an object's first member). A quote
@@ -65,7 +67,7 @@ def _piece(data, kind, digest):
 class Element:
     """An element as sent (its JSON bytes), the piece it is stored as, and the cuts."""
 
-    __slots__ = ("sent", "key", "piece", "cuts", "successors", "alive")
+    __slots__ = ("sent", "key", "piece", "cuts", "successors", "alive", "runs")
 
     def __init__(self, sent, kind):
         self.sent = sent
@@ -74,6 +76,14 @@ class Element:
         self.piece = Piece(kept, kind)
         self.successors = []
         self.alive = True
+        self.runs = ()  # arrays that began with this element last time (Run)
+
+    def run_at(self, data, index):
+        """The remembered array beginning with this element that `data` repeats at `index`."""
+        for run in self.runs:
+            if data.startswith(run.data, index):
+                return run
+        return None
 
     def parsed(self):
         """The element's JSON value."""
@@ -87,7 +97,7 @@ class Element:
 def _element(sent, key, piece, cuts):
     element = Element.__new__(Element)
     element.sent, element.key, element.piece, element.cuts = sent, key, piece, cuts
-    element.successors, element.alive = [], False
+    element.successors, element.alive, element.runs = [], False, ()
     return element
 
 
@@ -107,6 +117,40 @@ def cut_cache_control(sent):
         return (), sent
     parts.append(sent[last:])
     return tuple(cuts), b"".join(parts)
+
+
+class Run:
+    """An array's elements as sent last time, up to the first that carried a breakpoint
+    (which will be resent without it): its bytes, segments, and where each element ends.
+
+    A body that repeats a run holds the run as one segment, so that what is done per
+    element (listing pieces, writing the recipe) is done once per run and remembered.
+    """
+
+    __slots__ = ("data", "segments", "elements", "ends", "marks", "pieces", "_tail",
+                 "__weakref__")
+
+    def __init__(self, data, segments, elements, ends, marks):
+        self.data, self.segments, self.elements = data, segments, elements
+        self.ends, self.marks = ends, marks
+        self.pieces = tuple(e.piece for e in elements)
+        self._tail = None  # (piece ids, JSON of the recipe items after the first piece)
+
+    def recipe_tail(self, piece_ids):
+        """The recipe items after the run's first piece, as JSON text (remembered)."""
+        if self._tail is not None and self._tail[0] == piece_ids:
+            return self._tail[1]
+        chunks, last, ids = [], piece_ids[0], iter(piece_ids[1:])
+        for segment in self.segments[1:]:
+            if isinstance(segment, str):
+                chunks.append(_string(segment))
+            else:
+                piece_id = next(ids)
+                chunks.append(str(piece_id - last))
+                last = piece_id
+        tail = ",".join(chunks)
+        self._tail = (piece_ids, tail)
+        return tail
 
 
 class ElementCache:
@@ -129,6 +173,28 @@ class ElementCache:
         """Mark `element` as just used (it is evicted last)."""
         self._lru.move_to_end(id(element))
 
+    def remember_run(self, elements, data, start, ends, flat, used=None):
+        """Remember an array's elements, up to the first with cuts, under its first element
+        (`used`: the run it was matched with, if any). `flat()` gives the array's segments
+        from its first element on, flat, and how many of them come up to each element."""
+        count = len(elements)
+        for position in range(len(used.elements) if used is not None else 0, count):
+            if elements[position].cuts:
+                count = position
+                break
+        first = elements[0]
+        if count < MIN_RUN or not first.alive or (used is not None and count <= len(used.elements)):
+            return
+        # A view of the request's bytes, not a copy: the run keeps that body alive instead.
+        run_data = memoryview(data)[start:ends[count - 1]]
+        segments, marks = flat()
+        run = Run(run_data, segments[:marks[count - 1]], elements[:count],
+                  [end - start for end in ends[:count]], marks[:count])
+        dropped = [r for r in first.runs if r is used] or list(first.runs[MAX_RUNS - 1:])
+        first.runs = (run, *(r for r in first.runs if r not in dropped))
+        self.size += len(run_data) - sum(len(r.data) for r in dropped)
+        self._evict()
+
     def add(self, kind, element):
         """Remember a new element; when it had cuts, also the element as it will be resent
         without them (returned, so that the caller can note it as a successor too)."""
@@ -146,6 +212,9 @@ class ElementCache:
         del candidates[MAX_CANDIDATES:]
         self._lru[id(element)] = element
         self.size += len(element.sent) + len(element.piece.data)
+        self._evict()
+
+    def _evict(self):
         while self.size > self.max_bytes and self._lru:
             _, old = self._lru.popitem(last=False)
             self._drop(old)
@@ -159,7 +228,8 @@ class ElementCache:
             if not candidates:
                 del self._by_key[key]
         self.size -= len(element.sent) + len(element.piece.data)
-        element.successors = []
+        self.size -= sum(len(run.data) for run in element.runs)
+        element.successors, element.runs = [], ()
 
     def __len__(self):
         return len(self._lru)
@@ -214,14 +284,35 @@ class SplitBody:
 
     def __init__(self, fields, segments, whole=None):
         self.fields = fields        # dict; the split arrays as `Elements` (None: not an object)
-        self.segments = segments    # [str | Element], in order
+        self.segments = segments    # [str | Element | Run], in order
         self.whole = whole          # the single Piece of a body that is not split
 
     def pieces(self):
         """The pieces this body refers to, in order (a piece may repeat)."""
         if self.whole is not None:
             return [self.whole]
-        return [s.piece for s in self.segments if isinstance(s, Element)]
+        found = []
+        for segment in self.segments:
+            if isinstance(segment, Element):
+                found.append(segment.piece)
+            elif isinstance(segment, Run):
+                found.extend(segment.pieces)
+        return found
+
+
+def _flat(segments, marks, matched, run_slot):
+    """An array's segments from its first element on, with any run spelled out, and how
+    many of them come up to each element."""
+    if matched is None:
+        first = marks[0] - 1  # the first element's own segment
+        return segments[first:], [mark - first for mark in marks]
+    rest = segments[run_slot + 1:]
+    size = len(matched.segments)
+    return ([*matched.segments, *rest],
+            [*matched.marks, *(size + mark - run_slot - 1 for mark in marks)])
+
+
+_string = json.encoder.encode_basestring  # a str as JSON text, non-ASCII kept
 
 
 def split_body(data, cache=None):
@@ -281,10 +372,10 @@ class _Walk:
             except (StopIteration, ValueError):
                 if stop == len(data):
                     raise ValueError("not JSON") from None
-                size *= 4
+                size *= 16
                 continue
             if end == len(text) and stop < len(data):  # a number may go on past the window
-                size *= 4
+                size *= 16
                 continue
             return value, index + (end if len(text) == len(window) else len(text[:end].encode()))
 
@@ -333,7 +424,10 @@ class _Walk:
         # of elements and each function call here costs a measurable share of the walk.
         data, segments, cache = self.data, self.segments, self.cache
         elements, values, previous = [], {}, None
+        ends, marks = [], []  # each element's end in `data`, and len(segments) after it
+        matched, run_slot = None, None
         index = self.space(index + 1)
+        start = index
         if data[index:index + 1] == b"]":
             return Elements(elements), index + 1
         while True:
@@ -345,7 +439,18 @@ class _Walk:
                         break
             if element is None and cache is not None:
                 element = cache.find(kind, data, index)
-            if element is None:
+            run = element.run_at(data, index) if element is not None and not elements else None
+            if run is not None:
+                # The history this array resent last time: taken whole, one comparison.
+                matched = run
+                self.emit(index)
+                run_slot = len(segments)
+                segments.append(run)
+                elements.extend(run.elements)
+                ends.extend(index + end for end in run.ends)
+                end = self.done = ends[-1]
+                element = elements[-1]
+            elif element is None:
                 values[len(elements)], end = self.scan(index)
                 element = self.element(kind, index, end, previous)
             else:
@@ -361,7 +466,10 @@ class _Walk:
                     segments.append(data[self.done:index].decode("utf-8"))
                 segments.append(element)
                 self.done = end
-            elements.append(element)
+            if run is None:
+                elements.append(element)
+                ends.append(end)
+                marks.append(len(segments))
             previous = element
             following = data[end:end + 1]
             if following == b",":
@@ -372,6 +480,9 @@ class _Walk:
             index = self.space(end)
             following = data[index:index + 1]
             if following == b"]":
+                if cache is not None:
+                    cache.remember_run(elements, data, start, ends,
+                                       lambda: _flat(segments, marks, matched, run_slot), matched)
                 return Elements(elements, values), index + 1
             if following != b",":
                 raise ValueError("expected a comma")
@@ -408,22 +519,34 @@ def recipe(split, ids):
     previous piece's id (ids of one conversation are close, so the list compresses);
     a list `[id difference, offset, text, …]` is a piece with its cuts put back.
     """
-    items, last = [], 0
+    return json.loads(recipe_json(split, ids))
+
+
+def recipe_json(split, ids):
+    """`recipe` as JSON text, built from remembered fragments where the body repeats a run."""
     if split.whole is not None:
-        return [ids[split.whole.digest]]
+        return f"[{ids[split.whole.digest]}]"
+    chunks, last = [], 0
     for segment in split.segments:
         if isinstance(segment, str):
-            items.append(segment)
+            chunks.append(_string(segment))
+            continue
+        if isinstance(segment, Run):
+            piece_ids = tuple(ids[piece.digest] for piece in segment.pieces)
+            chunks.append(str(piece_ids[0] - last))
+            tail = segment.recipe_tail(piece_ids)
+            if tail:
+                chunks.append(tail)
+            last = piece_ids[-1]
             continue
         piece_id = ids[segment.piece.digest]
         ref = piece_id - last
         last = piece_id
         if segment.cuts:
-            ref = [ref]
-            for offset, text in segment.cuts:
-                ref += [offset, text]
-        items.append(ref)
-    return items
+            ref = "[" + ",".join([str(ref), *(f"{offset},{_string(text)}"
+                                              for offset, text in segment.cuts)]) + "]"
+        chunks.append(str(ref))
+    return "[" + ",".join(chunks) + "]"
 
 
 def recipe_ids(items):
