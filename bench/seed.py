@@ -14,6 +14,7 @@ import argparse
 import concurrent.futures
 import datetime
 import functools
+import json
 import multiprocessing
 import os
 import random
@@ -29,11 +30,13 @@ from common.models import ApiRequest, TaskInvocation, utcnow
 from common.pricing import load_prices
 from common.recording.bodies import BodyWriter
 from common.recording.conversation_index import LinkIndex, link
-from common.recording.rows import derive
+from common.recording.rows import derive, shown_response
 
 from . import synthetic
 
 ROW_COLUMNS = tuple(f.column_name for f in ApiRequest._meta.sorted_fields if f.name != "id")
+LEGACY_COLUMNS = ("request_id", "request_body", "response_body", "request_headers",
+                  "response_headers")
 TASK_COLUMNS = tuple(f.column_name for f in TaskInvocation._meta.sorted_fields if f.name != "id")
 BATCH = 2000
 
@@ -74,7 +77,20 @@ def rebuild_aggregates(database):
     return aggregates.rebuild(database)
 
 
-def rows_of(records, prices, config, keep_body):
+def legacy_body(record, body):
+    """`body` as releases before pieces stored it: text columns (to time `nexus migrate`)."""
+    def text(data):
+        return None if data is None else bytes(data).decode("utf-8", "replace").replace("\x00", "\ufffd")
+    response = record.get("response_body")
+    if record.get("stream") and response is not None:
+        shown = shown_response(response)
+        response = json.dumps(shown).encode() if shown else None
+    return {"request_id": body.request_id, "request_body": text(record.get("request_body")),
+            "response_body": text(response), "request_headers": json.dumps(body.request_headers),
+            "response_headers": json.dumps(body.response_headers)}
+
+
+def rows_of(records, prices, config, keep_body, legacy=False):
     """(rows, bodies, task invocations) the recorder would store for `records` (oldest
     first), linked to each other in memory; bodies only where `keep_body()` says so."""
     index = LinkIndex(stored=False)
@@ -85,7 +101,7 @@ def rows_of(records, prices, config, keep_body):
         index.add(derived.row, derived.features)
         rows.append(derived.row)
         if derived.body and keep_body():
-            bodies.append(derived.body)
+            bodies.append(legacy_body(record, derived.body) if legacy else derived.body)
         tasks += [{"request_id": derived.row["request_id"], "domain": derived.row["domain"],
                    "tool_use_id": tool_use_id, "prompt_hash": prompt_hash,
                    "timestamp": derived.row["timestamp"]}
@@ -99,11 +115,11 @@ def _day(job):
     Each day has its own random stream (seeded by the seed and the day's number), so
     the traffic is the same whether days run one after another or side by side.
     """
-    seed_value, number, day, want, end, body_fraction, prices, settings = job
+    seed_value, number, day, want, end, body_fraction, prices, settings, legacy = job
     config = _config(tuple(sorted(settings.items())))
     rng = random.Random(f"{seed_value}/{number}")
     records = [r for r in synthetic.day_of_records(rng, day, want) if r["timestamp"] <= end][:want]
-    return rows_of(records, prices, config, lambda: rng.random() < body_fraction)
+    return rows_of(records, prices, config, lambda: rng.random() < body_fraction, legacy)
 
 
 @functools.lru_cache(maxsize=4)
@@ -113,9 +129,12 @@ def _config(settings):
 
 def _store(database, rows, bodies, tasks, body_writer):
     _insert(database, "api_requests", ROW_COLUMNS, rows)
-    with database.atomic():  # as the recorder stores them: pieces once, a recipe each
-        body_writer.save(database, bodies)
-    body_writer.commit()
+    if bodies and isinstance(bodies[0], dict):  # --legacy-bodies
+        _insert(database, "api_request_bodies", LEGACY_COLUMNS, bodies)
+    else:
+        with database.atomic():  # as the recorder stores them: pieces once, a recipe each
+            body_writer.save(database, bodies)
+        body_writer.commit()
     _insert(database, "task_invocations", TASK_COLUMNS, tasks)
     return len(rows)
 
@@ -130,7 +149,7 @@ def _results(jobs, workers):
 
 
 def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, progress=None,
-         prices=None, config=None, workers=1):
+         prices=None, config=None, workers=1, legacy_bodies=False):
     """Insert about `rows` rows over `days` days ending at `end`; return the count inserted.
 
     `prices` and `config` (price table, Task tool names) default to the built-in ones;
@@ -145,7 +164,7 @@ def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, pr
     per_day = max(1, rows // days)
     wants = [per_day] * (days - 1) + [max(0, rows - per_day * (days - 1))]
     jobs = [(seed_value, n, first_day + datetime.timedelta(days=n), want, end, body_fraction,
-             prices, settings) for n, want in enumerate(wants) if want > 0]
+             prices, settings, legacy_bodies) for n, want in enumerate(wants) if want > 0]
     inserted, number = 0, days
     rng = random.Random(seed_value)
     body_writer = BodyWriter()
@@ -158,7 +177,8 @@ def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, pr
             return inserted
         # Today is cut at `end`: top up on an earlier day.
         day = first_day + datetime.timedelta(days=rng.randrange(max(1, days - 1)))
-        jobs = [(seed_value, number, day, rows - inserted, end, body_fraction, prices, settings)]
+        jobs = [(seed_value, number, day, rows - inserted, end, body_fraction, prices, settings,
+                 legacy_bodies)]
         number += 1
 
 
@@ -171,6 +191,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--body-fraction", type=float, default=0.05,
                         help="share of rows that get stored bodies and headers")
+    parser.add_argument("--legacy-bodies", action="store_true",
+                        help="store bodies as releases before pieces did (to time `nexus migrate`)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes that derive rows (default: one per CPU)")
     args = parser.parse_args(argv)
@@ -182,7 +204,7 @@ def main(argv=None):
         count = seed(database, args.rows, args.days, args.seed, args.body_fraction,
                      progress=lambda n: print(f"\r{n} rows", end="", file=sys.stderr),
                      prices=load_prices(config.pricing_file), config=config,
-                     workers=args.workers)
+                     workers=args.workers, legacy_bodies=args.legacy_bodies)
         print(f"\ninserted {count} rows in {time.monotonic() - started:.0f} s", file=sys.stderr)
         started = time.monotonic()
         rebuild_aggregates(database)

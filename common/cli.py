@@ -131,21 +131,22 @@ def cmd_migrate(args, config):
 
 
 def _give_space_back(database, skip):
-    """SQLite: free the pages the conversion emptied (once rewriting an old file)."""
+    """SQLite: give back the space the conversion emptied (a VACUUM, unless --no-vacuum)."""
     import peewee
 
     from .retention import reclaim
     real = getattr(database, "obj", None) or database
     if not isinstance(real, peewee.SqliteDatabase):
         return
-    if database.execute_sql("PRAGMA auto_vacuum").fetchone()[0] != 2:
-        if skip:
-            print("SQLite: the freed space stays in the file (--no-vacuum)")
-            return
-        print("SQLite: rewriting the file once to give the freed space back (VACUUM)")
-        database.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")
-        database.execute_sql("VACUUM")
-    reclaim(database)
+    if skip:
+        reclaim(database)  # what incremental auto-vacuum can give back without a rewrite
+        print("SQLite: pages the conversion emptied stay in the file (--no-vacuum)")
+        return
+    # Bodies small enough to live inside table pages leave those pages half empty: only a
+    # rewrite gives the space back. It also turns on incremental auto-vacuum for retention.
+    print("SQLite: rewriting the file once to give the freed space back (VACUUM)")
+    database.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")
+    database.execute_sql("VACUUM")
 
 
 if __name__ == "__main__":
