@@ -98,7 +98,8 @@ def test_results_file_holds_figures_and_the_issue_targets(bench):
         assert saved["figures"][name]["rps_saturation"] > 0
     goals = {g["id"]: g for g in saved["goals"]}
     assert set(goals) == {"added_p50", "added_p99", "saturation", "ttfb_p50", "rss_open",
-                          "recording_cost"}
+                          "recording_cost", "recording_cost_300kb", "throughput_300kb",
+                          "writer_keeps_up"}
     for goal in goals.values():
         assert goal["met"] in (True, False)
         assert all(v["value"] is not None for v in goal["per_target"].values())

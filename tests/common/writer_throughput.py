@@ -70,15 +70,19 @@ def main():
     a = p.parse_args()
     if a.root:
         sys.path.insert(0, a.root)
-    nexus_config, nexus_db, rows = (importlib.import_module(f"common.{m}")
-                                    for m in ("config", "db", "rows"))
+    nexus_config, nexus_db = (importlib.import_module(f"common.{m}") for m in ("config", "db"))
+    try:
+        rows = importlib.import_module("common.recording.rows")
+    except ImportError:  # a checkout from before the recording wing
+        rows = importlib.import_module("common.rows")
     migrate = importlib.import_module("common.migrations").migrate
     load_prices = importlib.import_module("common.pricing").load_prices
     save_records = importlib.import_module("common.recording.store").save_records
     prices, config = load_prices(), nexus_config.load({})
     small, big = bodies.small(), bodies.claude_code()
     grow = growing(5 + a.big * 5)
-    cache = getattr(rows, "MESSAGE_CACHE", None)
+    caches = [c for c in (getattr(rows, "MESSAGE_CACHE", None), getattr(rows, "ELEMENT_CACHE", None))
+              if c is not None]
     for kind in a.kinds.split(","):
         with tempfile.TemporaryDirectory() as tmp, temporary_database(kind, tmp) as url:
             database = nexus_db.connect(url)
@@ -92,11 +96,14 @@ def main():
             print(f"{kind:10s} 1MB growing    rows={n:5d} rows/s={rate:8.1f} cpu ms/row={cpu:.2f}")
             n, rate, cpu = run(save_records, database, lambda i: big, a.big, 5, prices, config)
             print(f"{kind:10s} 1MB same body  rows={n:5d} rows/s={rate:8.1f} cpu ms/row={cpu:.2f}")
-            if cache is not None:
-                cache.max_bytes = 0
+            if caches:
+                bounds = [c.max_bytes for c in caches]
+                for c in caches:
+                    c.max_bytes = 0
                 n, rate, cpu = run(save_records, database, lambda i: big, a.big, 5, prices, config)
                 print(f"{kind:10s} 1MB cache off  rows={n:5d} rows/s={rate:8.1f} cpu ms/row={cpu:.2f}")
-                cache.max_bytes = 64 * 2**20
+                for c, bound in zip(caches, bounds):
+                    c.max_bytes = bound
             database.close()
 
 
