@@ -13,10 +13,6 @@ from playhouse.db_url import connect as _connect_url
 database = peewee.DatabaseProxy()
 
 _SQLITE_PRAGMAS = {
-    # Takes effect when the file is created (before its first table, and before WAL mode
-    # is set, so first here): retention then gives freed pages back with
-    # `PRAGMA incremental_vacuum`. Harmless on older files.
-    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     # WAL makes NORMAL durable across application crashes; only a power loss
     # can drop the last transactions, which the spool does not cover anyway.
@@ -40,6 +36,7 @@ def open_database(url, pool_size=10):
             path = "/" + path
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            _create_sqlite(path)
         return _connect_url(url, pragmas=_SQLITE_PRAGMAS, timeout=5)
     if scheme in ("postgres", "postgresql"):
         # Pooled unless the URL asks otherwise: connections are expensive and
@@ -48,6 +45,21 @@ def open_database(url, pool_size=10):
         return _connect_url(url, max_connections=pool_size, stale_timeout=300,
                             timeout=10, connect_timeout=5)
     return _connect_url(url)
+
+
+def _create_sqlite(path):
+    """Make a new SQLite file in incremental auto-vacuum mode, so that retention can give
+    freed pages back (`PRAGMA incremental_vacuum`). Only an empty file takes the mode
+    (before WAL mode and any table): existing files are left alone."""
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return
+    import sqlite3
+    conn = sqlite3.connect(path, timeout=5)
+    try:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
 
 
 def connect(url, pool_size=10):

@@ -59,6 +59,12 @@ def read_frames(stream):
         yield pickle.loads(data)
 
 
+def _close_fd(fd):
+    # gevent (25.8-25.9, nixpkgs' versions) defers os.close to the calling thread's hub:
+    # the pipe's other end would stay open, and a dead writer go unnoticed.
+    green.original("os", "close")(fd)
+
+
 class WriterProcess:
     """The worker's end of the pipe: start the writer process, send it batches, stop it."""
 
@@ -87,10 +93,10 @@ class WriterProcess:
                 [sys.executable, "-c", BOOTSTRAP, json.dumps(sys.path), self.metrics_dir],
                 os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)])
         except OSError as exc:
-            os.close(write_end)
+            _close_fd(write_end)
             raise Unavailable(f"writer process could not start: {exc}") from None
         finally:
-            os.close(read_end)
+            _close_fd(read_end)
         os.set_blocking(write_end, False)
         self.fd = write_end
         event(log, "writer process started", writer_pid=self.pid)
@@ -116,7 +122,7 @@ class WriterProcess:
 
     def _close(self):
         if self.fd is not None:
-            os.close(self.fd)
+            _close_fd(self.fd)
             self.fd = None
 
     def _reap(self):
@@ -194,7 +200,10 @@ def main(argv=None):
     logs.configure(config.log_level)
     database = db.connect(config.database_url, pool_size=2)
     sink = DatabaseSink(config, database, metrics=Metrics(shared_dir=argv[0] if argv else ""))
-    sink.run(reader)
+    try:
+        sink.run(reader)
+    finally:
+        database.close()
     return 0
 
 

@@ -106,12 +106,14 @@ class MessageCache:
     carries, normalised as if no tool id had been seen before it.
     """
 
-    def __init__(self, max_bytes=64 * 2**20, max_runs=4096):
+    def __init__(self, max_bytes=64 * 2**20):
         self.max_bytes = max_bytes
-        self.max_runs = max_runs
         self.size = 0
         self._entries = OrderedDict()
-        self._runs = OrderedDict()  # first line -> [(lines, hashes, state)], newest first
+        # first text -> [(texts, hashes, state, tool ids)], newest first. A run keeps its
+        # texts alive, so runs are bounded by their texts' bytes too (run_size).
+        self._runs = OrderedDict()
+        self.run_size = 0
         self._lock = threading.Lock()  # the proxy's in-process recorder and tests use threads
 
     def get_many(self, raws):
@@ -161,12 +163,18 @@ class MessageCache:
         if not raw:
             return
         with self._lock:
-            runs = [run for run in self._runs.pop(raw[0], [])
+            old = self._runs.pop(raw[0], [])
+            runs = [run for run in old
                     if not (len(run[0]) <= len(raw) and raw[:len(run[0])] == run[0])]
-            self._runs[raw[0]] = [(list(raw), list(hashes), state.copy(), frozenset(seen)),
-                                  *runs][:MAX_RUNS]
-            while len(self._runs) > self.max_runs:
-                self._runs.popitem(last=False)
+            runs = [(list(raw), list(hashes), state.copy(), frozenset(seen)), *runs][:MAX_RUNS]
+            self._runs[raw[0]] = runs
+            self.run_size += _texts_size(runs) - _texts_size(old)
+            while self.run_size > self.max_bytes and self._runs:
+                self.run_size -= _texts_size(self._runs.popitem(last=False)[1])
+
+
+def _texts_size(runs):
+    return sum(len(text) for run in runs for text in run[0])
 
 
 def _entry(message):

@@ -287,6 +287,14 @@ class SplitBody:
         self.segments = segments    # [str | Element | Run], in order
         self.whole = whole          # the single Piece of a body that is not split
 
+    def __reduce__(self):
+        # Pickled (bench.seed derives in other processes): runs spelled out, since a run
+        # holds a view of its request's bytes.
+        flat = []
+        for segment in self.segments:
+            flat.extend(segment.segments if isinstance(segment, Run) else (segment,))
+        return SplitBody, (self.fields, flat, self.whole)
+
     def pieces(self):
         """The pieces this body refers to, in order (a piece may repeat)."""
         if self.whole is not None:

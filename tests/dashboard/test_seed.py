@@ -70,7 +70,7 @@ def test_same_seed_same_traffic():
 def test_days_derived_in_worker_processes_are_the_same_rows():
     settings = {"NEXUS_SUBTASK_TOOLS": "Task,Agent", "NEXUS_CAPTURE_BODIES": "all"}
     end = datetime.datetime(2026, 1, 7, 12)
-    jobs = [(4, n, datetime.date(2026, 1, 5 + n), 150, end, 0.2, load_prices(), settings)
+    jobs = [(4, n, datetime.date(2026, 1, 5 + n), 150, end, 0.2, load_prices(), settings, False)
             for n in range(3)]
     inline = [rows for rows, _, _ in bench_seed._results(jobs, 1)]
     parallel = [rows for rows, _, _ in bench_seed._results(jobs, 2)]
