@@ -52,6 +52,7 @@ py.buildPythonPackage {
     py.peewee
     py.requests
     py.urllib3
+    py.zstandard
   ] ++ lib.concatMap (name: serviceDeps.${name}) services;
 
   # The console script of a service left out would only fail on import.
