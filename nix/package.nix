@@ -52,7 +52,8 @@ py.buildPythonPackage {
     py.peewee
     py.requests
     py.urllib3
-    py.zstandard
+  ] ++ lib.optionals (py.pythonOlder "3.14") [
+    py.backports-zstd
   ] ++ lib.concatMap (name: serviceDeps.${name}) services;
 
   # The console script of a service left out would only fail on import.

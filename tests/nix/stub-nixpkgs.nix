@@ -85,9 +85,12 @@ let
     {
       # pkgs/development/interpreters/python/mk-python-derivation.nix
       buildPythonPackage = attrs: drv "python3.12-${attrs.pname}-${attrs.version}" { args = attrs; };
+      # pkgs/top-level/python-packages.nix (pythonOlder, of the set's Python: 3.12 here)
+      pythonOlder = version: builtins.compareVersions "3.12" version < 0;
     }
     // lib.genAttrs [
       "anthropic"
+      "backports-zstd"
       "flask"
       "gevent"
       "gunicorn"
