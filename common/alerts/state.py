@@ -4,8 +4,11 @@ The state row is what makes an alert post once however many writer processes and
 replicas evaluate it: a crossing is *claimed* by the one UPDATE that turns `firing` from
 false to true (the database lets exactly one of several concurrent updates match the
 `firing = false` condition), and only the claimer posts. Falling back below the threshold
-turns it false again (re-arms it). State outlives restarts because it is rows.
+turns it false again (re-arms it). State outlives restarts because it is rows. A schedule
+row lets one process per interval do the evaluating; the claim is what guarantees once.
 """
+import datetime
+
 import peewee as pw
 
 from ..models import BaseModel, utcnow
@@ -46,7 +49,26 @@ class AlertFiring(BaseModel):
         indexes = ((("fired_at",), False), (("rule", "fired_at"), False))
 
 
-MODELS = (AlertState, AlertFiring)
+class AlertSchedule(BaseModel):
+    """One row: when the rules are next due, so that one of all the writer processes of
+    all the replicas evaluates them per interval instead of every one of them."""
+
+    id = pw.IntegerField(primary_key=True)
+    next_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "alert_schedule"
+
+
+MODELS = (AlertState, AlertFiring, AlertSchedule)
+
+
+def take_turn(now, interval):
+    """True for the one caller that moves the schedule on at `now` (the others skip)."""
+    AlertSchedule.insert(id=1, next_at=now).on_conflict_ignore().execute()
+    later = now + datetime.timedelta(seconds=interval)
+    return bool(AlertSchedule.update(next_at=later)
+                .where(AlertSchedule.id == 1, AlertSchedule.next_at <= now).execute())
 
 
 def claim(database, rule, group_key, value, now):

@@ -150,3 +150,10 @@ def test_a_failed_post_is_recorded_and_not_repeated(database, hooks):
     (firing,) = state.recent_firings()
     assert firing["delivered"] is False
     assert firing["delivery_error"] == "127.0.0.1 answered 500"
+
+
+def test_one_turn_per_interval_however_many_processes_ask(database):
+    assert state.take_turn(NOW, 30) is True
+    assert state.take_turn(NOW, 30) is False
+    assert state.take_turn(NOW + datetime.timedelta(seconds=29), 30) is False
+    assert state.take_turn(NOW + datetime.timedelta(seconds=30), 30) is True
