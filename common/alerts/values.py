@@ -49,7 +49,7 @@ def current(rule, now):
         value = _value(rule.metric, row)
         if value is not None:
             key = row.get("g")
-            out["" if key is None else str(key)] = value
+            out["" if key is None else str(key)[:255]] = value  # the state column's size
     return out
 
 

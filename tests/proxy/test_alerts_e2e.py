@@ -12,7 +12,7 @@ from tests.databases import temporary_database
 from tests.proxy_server import ROOT, running_proxy
 from tests.webhook_receiver import webhook_receiver
 
-from .conftest import MODEL, sdk
+from .conftest import MODEL, free_port, sdk
 
 INTERVAL = "0.2"
 
@@ -42,16 +42,21 @@ def settle(seconds=1.5):
     time.sleep(seconds)
 
 
-def test_a_bad_rules_file_stops_start_up_naming_the_line(tmp_path):
+@pytest.mark.parametrize("command, code", [
+    (["-m", "proxy.cli"], 2),
+    (["-m", "gunicorn", "-c", "python:proxy.gunicorn_conf", "proxy.wsgi:app"], 1),  # bare
+])
+def test_a_bad_rules_file_stops_start_up_naming_the_line(tmp_path, command, code):
     path = tmp_path / "alerts.toml"
     path.write_text('[[alert]]\nname = "x"\nmetric = "spend"\nwindow = "1h"\nabove = 1\n'
                     'notify = "http://127.0.0.1:9/"\n')
     env = {**os.environ, "NEXUS_ALERTS_FILE": str(path),
-           "DATABASE_URL": f"sqlite:///{tmp_path}/nexus.db",
+           "DATABASE_URL": f"sqlite:///{tmp_path}/nexus.db", "HOST": "127.0.0.1",
+           "PORT": str(free_port()),
            "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-m", "proxy.cli"], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, *command], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
+    assert done.returncode == code
     assert f"nexus-proxy: {path}, line 3: metric 'spend' is not one of" in done.stderr
     check = subprocess.run([sys.executable, "-m", "common.cli", "alerts", "check"], env=env,
                            cwd=tmp_path, capture_output=True, text=True, timeout=60)

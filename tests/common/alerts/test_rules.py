@@ -106,3 +106,16 @@ def test_load_reads_the_file_and_none_means_no_alerts(tmp_path):
     assert [r.name for r in load_rules(str(path))] == ["daily spend", "five hour"]
     with pytest.raises(RulesError, match="cannot read the alerts file"):
         load_rules(str(tmp_path / "missing.toml"))
+
+
+def test_nexus_alerts_check_lists_the_rules(tmp_path, capsys):
+    from common.cli import main
+    path = tmp_path / "alerts.toml"
+    path.write_text(GOOD)
+    assert main(["alerts", "check", str(path)], environ={}) == 0
+    out = capsys.readouterr().out
+    assert "daily spend: cost_usd over 24h above 50 per model → hooks.slack.com" in out
+    assert "secret" not in out and f"{path}: 2 alert rules, valid" in out
+    path.write_text(GOOD.replace('"24h"', '"24 hours"'))
+    assert main(["alerts", "check"], environ={"NEXUS_ALERTS_FILE": str(path)}) == 1
+    assert "line 6: window '24 hours'" in capsys.readouterr().out
