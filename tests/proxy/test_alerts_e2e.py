@@ -31,10 +31,10 @@ notify = "{url}/alert"
 
 
 def send(proxy, count):
-    client = sdk(proxy.url)
-    for _ in range(count):
-        client.messages.create(model=MODEL, max_tokens=20,
-                               messages=[{"role": "user", "content": "hello"}])
+    with sdk(proxy.url) as client:
+        for _ in range(count):
+            client.messages.create(model=MODEL, max_tokens=20,
+                                   messages=[{"role": "user", "content": "hello"}])
 
 
 def settle(seconds=1.5):
@@ -101,3 +101,25 @@ def test_two_replicas_on_one_postgresql_post_once(upstream, tmp_path):
             logged = [e for p in (one, two) for e in p.log_events() if e.get("event") == "alert fired"]
         assert len(hooks.received) == 1
         assert len(logged) == 1
+
+
+def test_a_credential_near_its_five_hour_limit_posts(upstream, tmp_path):
+    """The upstream's unified rate-limit headers, recorded by the proxy, drive the rule."""
+    with webhook_receiver() as hooks:
+        path = tmp_path / "alerts.toml"
+        path.write_text(f'[[alert]]\nname = "5h"\nmetric = "five_hour_utilization"\n'
+                        f'window = "10m"\nabove = 0.9\nnotify = "{hooks.url}/limit"\n')
+        env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": f"sqlite:///{tmp_path}/n.db",
+               "NEXUS_ALERTS_FILE": str(path), "NEXUS_ALERTS_INTERVAL": INTERVAL}
+        with running_proxy(env, cwd=str(tmp_path)) as proxy:
+            with sdk(proxy.url) as client:
+                for utilization in ("0.5", "0.93"):
+                    client.messages.create(model=MODEL, max_tokens=20, messages=[
+                        {"role": "user", "content": "hello"}],
+                        extra_headers={"x-fake-unified": utilization})
+            (post,) = hooks.wait_for(1)
+            settle()
+        assert len(hooks.received) == 1
+        assert post["json"]["metric"] == "five_hour_utilization"
+        assert post["json"]["value"] == 0.93
+        assert post["json"]["group"].startswith("sha256:")
