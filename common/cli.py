@@ -58,6 +58,10 @@ def _export(p):
     p.add_argument("--output", "-o", default="-", help="file path, - for stdout")
 
 
+def _alerts_check(p):
+    p.add_argument("file", nargs="?", help="the rules file (default: NEXUS_ALERTS_FILE)")
+
+
 # (command words, argument setup, "module:function", help)
 COMMANDS = (
     (("migrate",), _migrate, "common.cli:cmd_migrate",
@@ -73,6 +77,8 @@ COMMANDS = (
      "rebuild conversation links from stored bodies and report the linked share"),
     (("reprice",), _reprice, "common.recording.reprice:cmd_reprice", "recompute costs from stored usage"),
     (("export",), _export, "common.export:cmd_export", "write rows as CSV or JSON lines"),
+    (("alerts", "check"), _alerts_check, "common.alerts.values:cmd_check",
+     "validate the alert rules file and list its rules"),
 )
 
 

@@ -95,6 +95,12 @@ SETTINGS = (
        "Log level of the JSON logs."),
     _s("SLACK_WEBHOOK_URL", "slack_webhook_url", None, _optional,
        "Incoming-webhook URL for notifications; a domain's credential file may add its own."),
+    _s("NEXUS_ALERTS_FILE", "alerts_file", None, _optional,
+       "A TOML file of [[alert]] rules: name, metric, window, above, optional group_by, "
+       "notify (a URL). Unset: no alerts. A bad file stops start-up (docs/alerts.md)."),
+    _s("NEXUS_ALERTS_INTERVAL", "alerts_interval", "30", float,
+       "Seconds between evaluations of the alert rules (in each writer process; the "
+       "database makes each crossing post once)."),
     _s("NEXUS_OAUTH_TOKEN_URL", "oauth_token_url", "https://console.anthropic.com/v1/oauth/token",
        str, "Where OAuth credential files' tokens are refreshed."),
     _s("CLAUDE_OAUTH_CLIENT_ID", "oauth_client_id", "9d1c250a-e61b-44d9-88ed-5944d1962f5e", str,

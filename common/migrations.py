@@ -84,12 +84,21 @@ def _bodies_as_pieces(db):
                        "ALTER COLUMN response_headers_data SET STORAGE EXTERNAL")
 
 
+def _i12a_alert_state(db):
+    # Alerts (docs/alerts.md): per rule+group whether it fires, claimed atomically so that
+    # every replica's writers post a crossing once; and the history of firings.
+    from .alerts.state import MODELS
+    with db.bind_ctx(MODELS):
+        db.create_tables(MODELS, safe=True)
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
     _hourly_usage_per_account,
     _bodies_compressed_with_lz4,
     _bodies_as_pieces,
+    _i12a_alert_state,
 )
 
 

@@ -1,5 +1,6 @@
 """`nexus-proxy`: apply pending migrations, then run the proxy under gunicorn.
 
+A bad alerts file (NEXUS_ALERTS_FILE) stops start-up with the line that is wrong.
 Migrations take a database-wide lock, so several proxies starting at once is
 safe. If the database is unreachable the proxy starts anyway: it serves and
 spools records, and its writer applies the migrations once the database is back.
@@ -38,6 +39,18 @@ def migrate_or_warn(config):
     return True
 
 
+def check_alerts(config):
+    """Why NEXUS_ALERTS_FILE cannot be used (naming the line), or None when it can."""
+    from common.alerts.rules import RulesError
+    from common.alerts.values import load_rules
+
+    try:
+        load_rules(config.alerts_file)
+    except RulesError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv=None, environ=None):
     """Entry point of `nexus-proxy`; arguments are passed on to gunicorn."""
     argv = sys.argv[1:] if argv is None else argv
@@ -45,6 +58,10 @@ def main(argv=None, environ=None):
         config = nexus_config.load(environ)
     except nexus_config.ConfigError as exc:
         print(f"nexus-proxy: {exc}", file=sys.stderr)
+        return 2
+    error = check_alerts(config)
+    if error:
+        print(f"nexus-proxy: {error}", file=sys.stderr)
         return 2
     logs.configure(config.log_level)
     migrate_or_warn(config)

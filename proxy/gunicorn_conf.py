@@ -32,7 +32,10 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    from proxy import metrics
+    from proxy import cli, metrics
+    error = cli.check_alerts(_config)  # bare gunicorn too: a bad rules file stops start-up
+    if error:
+        raise SystemExit(f"nexus-proxy: {error}")
     metrics.prepare_shared_dir()
 
 

@@ -185,6 +185,7 @@ def main(argv=None):
     """Entry point of the writer process: argv is [metrics directory]."""
     from common import config as nexus_config
     from common import db, logs
+    from common.alerts import watcher as alerts
 
     from .metrics import Metrics
     from .sink import DatabaseSink
@@ -200,6 +201,7 @@ def main(argv=None):
     logs.configure(config.log_level)
     database = db.connect(config.database_url, pool_size=2)
     sink = DatabaseSink(config, database, metrics=Metrics(shared_dir=argv[0] if argv else ""))
+    alerts.watch(config, database)  # a thread of its own; the database makes posts once
     try:
         sink.run(reader)
     finally:
