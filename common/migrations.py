@@ -84,12 +84,22 @@ def _bodies_as_pieces(db):
                        "ALTER COLUMN response_headers_data SET STORAGE EXTERNAL")
 
 
+def _i11l_ratelimit_samples(db):
+    # Subscription windows per credential (docs/limits.md): the table the writer keeps,
+    # filled from the last day of recorded headers so that an upgrade starts with a history.
+    from .models import RateLimitSample
+    from .recording import ratelimit_samples
+    db.create_tables([RateLimitSample], safe=True)
+    ratelimit_samples.backfill(db)
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
     _hourly_usage_per_account,
     _bodies_compressed_with_lz4,
     _bodies_as_pieces,
+    _i11l_ratelimit_samples,
 )
 
 

@@ -4,10 +4,10 @@ import datetime
 
 from flask import Blueprint, request
 
-from common.recording.aggregates import hour_of
+from common import ratelimits
 from common.models import utcnow
+from common.recording.aggregates import hour_of
 
-from .. import ratelimits
 from ..params import parse_int
 from ..queries import tokens as tq
 from . import respond

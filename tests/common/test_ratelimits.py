@@ -1,7 +1,7 @@
 """Unified rate-limit headers → status per window."""
 import datetime
 
-from dashboard.ratelimits import summarise
+from common.ratelimits import summarise
 
 
 def test_windows_status_utilization_and_reset():
