@@ -7,6 +7,8 @@ projected exhaustion (common/burn_rate.py). The table is small by construction
 """
 import datetime
 
+import peewee as pw
+
 from . import burn_rate
 from .models import RateLimitSample
 
@@ -28,18 +30,27 @@ def _samples(since=None):
     return out
 
 
-def _newest(samples):
-    return max(samples, key=lambda s: (s["timestamp"], s["last_seen"]))
+def newest_samples(since=None):
+    """key → its newest sample (a dict), through the (key, timestamp) index; keys last
+    seen before `since` left out."""
+    newest = (S.select(S.key, pw.fn.MAX(S.timestamp).alias("at")).group_by(S.key)
+              .alias("newest"))
+    query = (S.select(*[getattr(S, f) for f in FIELDS])
+             .join(newest, on=((S.key == newest.c.key) & (S.timestamp == newest.c.at))))
+    if since is not None:
+        query = query.where(S.last_seen >= since)
+    out = {}
+    for row in query.dicts():
+        if row["key"] not in out or row["last_seen"] > out[row["key"]]["last_seen"]:
+            out[row["key"]] = row
+    return out
 
 
 def latest_utilization(since=None):
     """{key: {"five_hour": fraction or None, "seven_day": …}} from each key's newest sample,
-    for keys seen at or after `since` (naive UTC)."""
-    out = {}
-    for key, samples in _samples(since).items():
-        newest = _newest(samples)
-        out[key] = {w: newest[f"{w}_utilization"] for w in burn_rate.WINDOWS}
-    return out
+    for keys seen at or after `since` (naive UTC): what alert rules compare."""
+    return {key: {w: row[f"{w}_utilization"] for w in burn_rate.WINDOWS}
+            for key, row in newest_samples(since).items()}
 
 
 def iso(moment):

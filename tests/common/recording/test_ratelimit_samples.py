@@ -92,3 +92,14 @@ def test_current_limits_have_the_contract_fields(database):
     assert entry["projected_exhausted_at"] == "2026-12-07T12:01:00+00:00"
     assert entry["five_hour"]["projected_exhausted_at"] == entry["projected_exhausted_at"]
     assert entry["as_of"] == "2026-12-07T12:00:30+00:00"
+
+
+def test_backfill_fills_an_empty_table_from_the_last_day_of_rows(database):
+    from common.models import ApiRequest, utcnow
+    now = utcnow()
+    for n, (age, five) in enumerate(((48, 0.9), (3, 0.2), (2, 0.3), (1, 0.4))):
+        ApiRequest.create(**dict(row(n, five), timestamp=now - datetime.timedelta(hours=age)),
+                          method="POST", path="/v1/messages")
+    assert rs.backfill(database) == 3  # the 48-hour-old row is beyond the history kept
+    assert limits.latest_utilization() == {"acct-1": {"five_hour": 0.4, "seven_day": 0.1}}
+    assert rs.backfill(database) == 0  # only ever into an empty table
