@@ -90,3 +90,40 @@ def test_limits_follow_the_last_headers_exactly_and_project_exhaustion_when_util
     assert [s["session_id"] for s in usage["sessions"]] == ["sess-a", "sess-b"]
     assert [s["requests"] for s in usage["sessions"]] == [3, 1]
     assert usage["total"]["requests"] == 4
+
+
+def test_real_claude_code_on_a_subscription_shows_its_windows(claude_code, db_url, tmp_path):
+    """Real Claude Code with a subscription-style token: the upstream's utilization rises
+    with every answer; /api/limits shows the newest recorded headers and a projection."""
+    from tests.claude_code import git_repository, run_claude, session_script
+    from tests.claude_code_upstream import script_tag, start_claude_code_upstream
+    token = "sk-ant-oat01-limits-test"
+    repo = git_repository(tmp_path / "shop", "feature/limits")
+    with start_claude_code_upstream(start=0.5, step=0.05) as upstream, \
+            running_proxy({"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": db_url}) as proxy:
+        run = run_claude(claude_code, "Check the repository. " + script_tag(session_script(repo)),
+                         base_url=proxy.url, home=tmp_path / "home", cwd=repo,
+                         auth_token=token, timeout=120)
+        received = [r for r in upstream.requests() if r["path"].startswith("/v1/messages")]
+        rows = wait_for_rows(db_url, len(received))
+    assert run.returncode == 0, run.stderr[-2000:]
+    with_headers = [r for r in rows if r["ratelimit"] and "unified" in r["ratelimit"]]
+    assert len(with_headers) >= 4
+    newest = max(with_headers, key=lambda r: (r["timestamp"], r["id"]))
+    headers = json.loads(newest["ratelimit"])
+    accounts = {r["account_id"] for r in with_headers} - {None}
+    expected_key = accounts.pop() if accounts else (
+        "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16])
+
+    client = make_app(db_url, DASHBOARD_API_KEY=KEY).test_client()
+    answer = client.get("/api/limits", headers={"X-Dashboard-Key": KEY})
+    assert token not in answer.get_data(as_text=True)
+    (entry,) = answer.get_json()["limits"]
+    prefix = "anthropic-ratelimit-unified-"
+    assert entry["key"] == expected_key
+    assert entry["status"] == headers[prefix + "status"]
+    assert entry["five_hour"]["utilization"] == float(headers[prefix + "5h-utilization"]) > 0.5
+    assert entry["five_hour"]["resets_at"] == _iso(headers[prefix + "5h-reset"])
+    assert entry["seven_day"]["utilization"] == float(headers[prefix + "7d-utilization"])
+    assert entry["burn_rate_per_hour"] > 0
+    assert entry["projected_exhausted_at"] < entry["five_hour"]["resets_at"]
