@@ -9,13 +9,19 @@ sample, and at most MAX_SAMPLES rows per key. Readers: common/limits.py.
 import datetime
 import json
 
+import peewee as pw
+
 from ..burn_rate import RESET_TOLERANCE
 from ..models import ApiRequest, RateLimitSample, utcnow
 from ..ratelimits import PREFIX, summarise
+from . import bulk
 
 HISTORY = datetime.timedelta(hours=26)  # the 7-day window's lookback (24 h) and some
 MAX_SAMPLES = 500
 FINGERPRINT = "sha256:"
+COLUMNS = ("key", "timestamp", "last_seen", "request_id", "auth_hash", "headers", "status",
+           "representative_claim", "five_hour_utilization", "five_hour_status",
+           "seven_day_utilization", "seven_day_status", "five_hour_resets_at", "seven_day_resets_at")
 VALUE_FIELDS = ("status", "representative_claim", "five_hour_utilization", "five_hour_status",
                 "seven_day_utilization", "seven_day_status")
 RESET_FIELDS = ("five_hour_resets_at", "seven_day_resets_at")
@@ -82,82 +88,95 @@ def _known_accounts(samples):
     return known
 
 
-def _newest(key):
-    return (S.select().where(S.key == key).order_by(S.timestamp.desc(), S.id.desc())
-            .limit(1).dicts().first())
+def _newest(keys):
+    """key → its newest stored row (a dict), for `keys`, in one query."""
+    latest = (S.select(S.key, pw.fn.MAX(S.timestamp).alias("at"))
+              .where(S.key.in_(sorted(keys))).group_by(S.key).alias("latest"))
+    query = S.select().join(latest, on=((S.key == latest.c.key) & (S.timestamp == latest.c.at)))
+    out = {}
+    for row in query.dicts():
+        if row["key"] not in out or row["last_seen"] > out[row["key"]]["last_seen"]:
+            out[row["key"]] = row
+    return out
 
 
 def _columns(sample, key):
-    out = {f: sample.get(f) for f in ("timestamp", "last_seen", "request_id", "auth_hash", "headers")
-           + VALUE_FIELDS + RESET_FIELDS}
+    out = {f: sample.get(f) for f in COLUMNS if f != "key"}
     out["key"] = key
     return out
 
 
-def _save_key(key, samples):
-    """Merge one key's samples (oldest first) into its rows; return how many rows were added."""
-    current, added = _newest(key), 0
+def merge(current, samples, key):
+    """(the stored newest row moved on, or None; the rows to insert) for one key. `current`
+    is the stored newest row (a dict with its `id`) or None; samples are oldest first. Pure."""
+    update, inserts = None, []
     for sample in samples:
         if current and sample["timestamp"] >= current["timestamp"] and same_values(current, sample):
             if sample["last_seen"] >= current["last_seen"]:
                 # The latest values exactly (reset times included); the first-seen time stays.
-                current.update({k: v for k, v in _columns(sample, key).items() if k != "timestamp"},
-                               dirty=True)
+                current = dict(current, **{k: v for k, v in _columns(sample, key).items()
+                                           if k != "timestamp"})
+                if current.get("id") is not None:
+                    update = current
             continue
-        added += 1
         if current and sample["timestamp"] < current["timestamp"]:
-            _flush(dict(_columns(sample, key), dirty=True))  # a late record: history only
+            inserts.append(_columns(sample, key))  # a late record: history only
             continue
-        if current and current.get("dirty"):
-            _flush(current)
-        current = dict(_columns(sample, key), dirty=True)
-    if current and current.get("dirty"):
-        _flush(current)
-    return added
+        if current and current.get("id") is None:
+            inserts.append(_columns(current, key))
+        current = _columns(sample, key)
+    if current and current.get("id") is None:
+        inserts.append(_columns(current, key))
+    return update, inserts
 
 
-def _flush(row):
-    """Insert a new row, or update the newest one unless another writer saw later headers."""
-    values = {k: v for k, v in row.items() if k not in ("id", "dirty")}
-    if row.get("id") is None:
-        row["id"] = S.insert(**values).execute()
-    else:
-        S.update(**values).where(S.id == row["id"], S.last_seen <= values["last_seen"]).execute()
-    row["dirty"] = False
+def _update(row):
+    """Move the stored newest row on, unless another writer saw later headers already."""
+    values = {k: row[k] for k in COLUMNS if k not in ("key", "timestamp")}
+    S.update(**values).where(S.id == row["id"], S.last_seen <= row["last_seen"]).execute()
 
 
-def _prune(key):
-    """Keep HISTORY back from the newest sample and at most MAX_SAMPLES rows of `key`."""
-    newest = S.select(S.timestamp).where(S.key == key).order_by(S.timestamp.desc()).limit(1).scalar()
-    if newest is None:
-        return
-    S.delete().where(S.key == key, S.timestamp < newest - HISTORY).execute()
-    cutoff = (S.select(S.timestamp).where(S.key == key).order_by(S.timestamp.desc())
-              .offset(MAX_SAMPLES).limit(1).scalar())
-    if cutoff is not None:
+def _prune(database, keys, newest):
+    """Keep HISTORY back from the batch's newest sample and at most MAX_SAMPLES rows a key."""
+    S.delete().where(S.key.in_(sorted(keys)), S.timestamp < newest - HISTORY).execute()
+    for key in sorted(keys):
+        # One statement: the subquery is NULL (nothing deleted) until a key has more rows.
+        cutoff = (S.select(S.timestamp).where(S.key == key).order_by(S.timestamp.desc())
+                  .offset(MAX_SAMPLES).limit(1))
         S.delete().where(S.key == key, S.timestamp <= cutoff).execute()
 
 
 def add(rows, database=None):
     """Record the unified headers of api_requests rows (dicts); called in the writer's
-    transaction. Rows without unified headers or without any credential key are skipped."""
+    transaction. Rows without unified headers or without any credential key are skipped.
+    A batch costs one read, one insert, one update per key whose newest row moved on,
+    and the pruning of keys that gained rows."""
     samples = [s for s in map(sample_of, rows) if s]
     if not samples:
         return 0
-    with S.bind_ctx(database or S._meta.database):
+    database = database or S._meta.database
+    with S.bind_ctx(database):
         accounts = _known_accounts(samples)
         by_key = {}
         for sample in sorted(samples, key=lambda s: s["timestamp"]):
             key = key_of(sample["account_id"] or accounts.get(sample["auth_hash"]), sample["auth_hash"])
             if key:
                 by_key.setdefault(key[:255], []).append(sample)
-        added = 0
+        if not by_key:
+            return 0
+        stored = _newest(by_key)
+        inserts, grown = [], set()
         for key, items in by_key.items():
-            count = _save_key(key, items)
-            if count:
-                _prune(key)
-            added += count
-    return added
+            update, new_rows = merge(stored.get(key), items, key)
+            if update:
+                _update(update)
+            if new_rows:
+                inserts += new_rows
+                grown.add(key)
+        if inserts:
+            bulk.insert(database, S, inserts, chunk=200)
+            _prune(database, grown, max(s["timestamp"] for s in samples))
+    return len(inserts)
 
 
 def backfill(database, since=None, chunk=1000):
