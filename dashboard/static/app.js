@@ -105,13 +105,15 @@
     var spec = CHARTS[el.dataset.chart];
     if (!spec || !window.uPlot || !Array.isArray(data.x)) { return; }
     var list = spec.series || dynamicSeries(data, el.dataset.chart);
-    var bars = spec.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : null;
+    // Bars start at their day (align 1), so that each fills its own day of the axis.
+    var bars = spec.bars ? window.uPlot.paths.bars({ size: [0.8, 40], align: 1 }) : null;
     var series = [{ value: function (u, v) { return v === null ? "–" : when(v, data.granularity); } }];
     var columns = [data.x];
     spec = Object.assign({}, spec, { colors: list.map(function (s) { return s[2]; }) });
     list.forEach(function (s) {
       series.push({ label: s[1], stroke: s[2], width: 1.5, spanGaps: !spec.gaps,
                     fill: bars ? s[2] + "99" : undefined, paths: bars || undefined,
+                    points: bars ? { show: false } : undefined,
                     value: function (u, v) { return withUnit(v, spec.unit); } });
       columns.push(column(data, s[0]));
     });
