@@ -127,3 +127,12 @@ def test_real_claude_code_on_a_subscription_shows_its_windows(claude_code, db_ur
     assert entry["seven_day"]["utilization"] == float(headers[prefix + "7d-utilization"])
     assert entry["burn_rate_per_hour"] > 0
     assert entry["projected_exhausted_at"] < entry["five_hour"]["resets_at"]
+
+
+def test_without_subscription_headers_the_page_says_where_they_come_from(client):
+    """Seeded traffic is recorded straight into the rows, so no window was sampled."""
+    assert client.get("/api/limits").get_json() == {"limits": []}
+    page = client.get("/limits")
+    assert page.status_code == 200
+    assert "No response has carried subscription-window headers yet" in page.get_data(as_text=True)
+    assert client.get("/limits?format=json").get_json()["limits"] == []
