@@ -140,3 +140,22 @@ def test_the_limits_page_shows_gauges_projection_and_sessions(page, site):  # no
     section.locator("table.sessions a").first.click()
     page.wait_for_url(f"**q={BUSY}**")
     assert page.locator("#rows tr").count() == 3
+
+
+def test_a_fresh_install_draws_empty_charts_over_the_range(page, tmp_path):  # noqa: F811
+    """No traffic yet: every chart still draws the selected week, flat at zero, no errors."""
+    with temporary_database("sqlite", tmp_path) as url:
+        database = nexus_db.connect(url)
+        migrate(database)
+        database.close()
+        with running_dashboard({"DATABASE_URL": url, "DASHBOARD_API_KEY": KEY}, str(tmp_path)) as server:
+            _login(page, server)
+            page.goto(server.url + "/?since=7d")
+            page.wait_for_selector(".chart[data-x-max]")
+            charts = page.locator(".chart[data-chart]")
+            for i in range(charts.count()):
+                low, high = _axis(charts.nth(i))
+                assert 7 * DAY <= high - low < 8 * DAY
+            assert page.locator(".chart .uplot").count() == 6
+            page.goto(server.url + "/limits")
+            assert page.locator("p.empty").count() == 1
