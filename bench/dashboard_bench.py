@@ -70,6 +70,7 @@ def routes(s):
         ("API conversations", "/api/conversations"),
         ("API conversation", f"/api/conversations/{s['cid']}"),
         ("API stats", "/api/stats"), ("API token usage", "/api/token-usage"),
+        ("limits", "/limits"), ("API limits", "/api/limits"),
         ("health", "/health"),
     ]
 

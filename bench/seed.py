@@ -28,6 +28,7 @@ from common import db as nexus_db
 from common.migrations import migrate
 from common.models import ApiRequest, TaskInvocation, utcnow
 from common.pricing import load_prices
+from common.recording import ratelimit_samples
 from common.recording.bodies import BodyWriter
 from common.recording.conversation_index import LinkIndex, link
 from common.recording.rows import derive, shown_response
@@ -209,6 +210,10 @@ def main(argv=None):
         started = time.monotonic()
         rebuild_aggregates(database)
         print(f"aggregates rebuilt in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        # The writer keeps the subscription-window samples; rows inserted here bypass it.
+        with database.atomic():
+            samples = ratelimit_samples.backfill(database)
+        print(f"{samples} subscription-window samples", file=sys.stderr)
     return 0
 
 

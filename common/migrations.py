@@ -92,6 +92,15 @@ def _i12a_alert_state(db):
         db.create_tables(MODELS, safe=True)
 
 
+def _i11l_ratelimit_samples(db):
+    # Subscription windows per credential (docs/limits.md): the table the writer keeps,
+    # filled from the last day of recorded headers so that an upgrade starts with a history.
+    from .models import RateLimitSample
+    from .recording import ratelimit_samples
+    db.create_tables([RateLimitSample], safe=True)
+    ratelimit_samples.backfill(db)
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
@@ -99,6 +108,7 @@ MIGRATIONS = (
     _bodies_compressed_with_lz4,
     _bodies_as_pieces,
     _i12a_alert_state,
+    _i11l_ratelimit_samples,
 )
 
 

@@ -201,6 +201,37 @@ for _col in histogram_columns("latency") + histogram_columns("ttft"):
     HourlyUsage._meta.add_field(_col, pw.IntegerField(default=0))
 
 
+class RateLimitSample(BaseModel):
+    """The upstream's unified subscription-window headers per credential, as the writer saw
+    them: a new row when a value changes, else the newest row's `last_seen` moves on.
+
+    `key` is the account id where known, else `sha256:` and the start of `auth_hash`
+    (never the credential). The writer keeps a bounded recent history per key
+    (common/recording/ratelimit_samples.py), so /api/limits and the alerts read this small
+    table instead of scanning api_requests. Utilizations are the 0-1 fractions the API sends.
+    """
+
+    id = pw.BigAutoField()
+    key = pw.CharField(max_length=255)
+    timestamp = pw.DateTimeField()   # when these values were first seen
+    last_seen = pw.DateTimeField()   # the newest response that carried them
+    request_id = pw.CharField(max_length=36)  # that response's row
+    auth_hash = pw.CharField(max_length=64, null=True)
+    status = pw.CharField(max_length=32, null=True)
+    representative_claim = pw.CharField(max_length=32, null=True)
+    five_hour_utilization = pw.DoubleField(null=True)
+    five_hour_resets_at = pw.DateTimeField(null=True)
+    five_hour_status = pw.CharField(max_length=32, null=True)
+    seven_day_utilization = pw.DoubleField(null=True)
+    seven_day_resets_at = pw.DateTimeField(null=True)
+    seven_day_status = pw.CharField(max_length=32, null=True)
+    headers = pw.TextField(null=True)  # JSON: the whole unified family, as last received
+
+    class Meta:
+        table_name = "ratelimit_samples"
+        indexes = ((("key", "timestamp"), False), (("auth_hash",), False))
+
+
 class ClientKey(BaseModel):
     """A client key made by `nexus keys create`; only its hash is stored."""
 
@@ -254,4 +285,4 @@ class SchemaVersion(BaseModel):
 # add the others (LATER_MODELS), so that an old database and a new one end up alike.
 ALL_MODELS = (ApiRequest, RequestBody, TaskInvocation, HourlyUsage, ClientKey,
               UsageWindow, CredentialLease)
-LATER_MODELS = (BodyPiece, BodyStorageDaily)
+LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample)

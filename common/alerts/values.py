@@ -3,7 +3,7 @@ import peewee as pw
 
 from ..models import ApiRequest as A
 from . import rules as alert_rules
-from .utilization import latest_utilization
+from ..limits import latest_utilization
 
 
 def request_columns():

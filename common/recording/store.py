@@ -3,8 +3,8 @@
 `save_records` writes one batch in one transaction: it skips request ids already
 stored (a replayed spool never makes a second row), derives each row
 (`common.recording.rows`), links it (`common.recording.conversation_index`), then inserts
-rows, bodies (pieces stored once, `common.recording.bodies`), task invocations and the
-hourly aggregates together.
+rows, bodies (pieces stored once, `common.recording.bodies`), task invocations, the
+hourly aggregates and the subscription-window samples together.
 """
 import logging
 import weakref
@@ -12,7 +12,7 @@ import weakref
 import peewee as pw
 
 from ..models import ApiRequest, TaskInvocation
-from . import aggregates, bulk
+from . import aggregates, bulk, ratelimit_samples
 from .bodies import BodyWriter
 from .conversation_index import LinkIndex, link
 from .rows import derive, kept_body, timestamp, whole
@@ -132,4 +132,5 @@ def _save(database, derived, body_writer):
         body_writer.save(database, [d.body for d in derived if d.body])
         bulk.insert(database, TaskInvocation, _task_rows(derived))
         aggregates.add([d.row for d in derived], database)
+        ratelimit_samples.add([d.row for d in derived], database)
     return len(derived)

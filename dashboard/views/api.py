@@ -6,7 +6,7 @@ from ..params import stats_range
 from ..queries import requests as rq
 from ..queries import stats as sq
 from ..queries.storage import storage
-from . import alerts, conversations, requests, tokens
+from . import alerts, conversations, limits, requests, tokens
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -74,3 +74,9 @@ def token_usage():
 def list_alerts():
     """`{"alerts_file", "error", "rules": [...], "firings": [...]}`: rules and recent firings."""
     return jsonify(alerts.alerts_data(request.args))
+
+
+@bp.get("/limits")
+def limits_():
+    """Per credential: status, windows, burn rate and projected exhaustion."""
+    return jsonify(limits.api_data())

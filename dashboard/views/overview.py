@@ -16,25 +16,62 @@ RANGES = (("24h", "Last 24 hours"), ("3d", "Last 3 days"), ("7d", "Last 7 days")
           ("30d", "Last 30 days"))
 
 
-def chart_data(data):
-    """Columns for the charts (uPlot wants one array per series, x in Unix seconds)."""
-    epoch = datetime.datetime(1970, 1, 1)
-    points = data["series"]
+EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def unix(moment):
+    """A naive UTC datetime as Unix seconds, the x of uPlot."""
+    return int((moment - EPOCH).total_seconds())
+
+
+def buckets(rng):
+    """Every point of the range, oldest first: each hour, or each UTC day beyond three days."""
+    if rng.hourly:
+        step, moment = datetime.timedelta(hours=1), rng.since.replace(minute=0, second=0, microsecond=0)
+    else:
+        step, moment = datetime.timedelta(days=1), datetime.datetime.combine(rng.since.date(), datetime.time())
+    out = []
+    while moment < rng.until:
+        out.append(moment)
+        moment += step
+    return out
+
+
+def _spread(values_by_name, data_times, times):
+    """{name: values at `data_times`} → {name: values at every time}, 0 where none."""
+    out = {}
+    for name, values in values_by_name.items():
+        found = dict(zip(data_times, values))
+        out[name] = [found.get(t, 0) for t in times]
+    return out
+
+
+def chart_data(data, rng):
+    """Columns for the charts (uPlot wants one array per series, x in Unix seconds): every
+    hour or day of the selected range, empty ones as zero (latency as a gap), and the x
+    range the axis must show whatever the data holds."""
+    points = {p["time"]: p for p in data["series"]}
+    times = buckets(rng)
+
+    def column(name, empty=0, pick=None):
+        return [(pick or (lambda p: p[name]))(points[t]) if t in points else empty for t in times]
+
+    data_times = [p["time"] for p in data["series"]]
     return {
-        "x": [int((p["time"] - epoch).total_seconds()) for p in points],
-        "requests": [p["requests"] for p in points],
-        "errors": [p["errors"] for p in points],
-        "input": [p["input_tokens"] for p in points],
-        "output": [p["output_tokens"] for p in points],
-        "cache_read": [p["cache_read_input_tokens"] for p in points],
-        "cache_write": [p["cache_creation_input_tokens"] for p in points],
-        "cost": [p["cost_usd"] for p in points],
-        "latency_p50": [p["latency_ms"]["p50"] for p in points],
-        "latency_p95": [p["latency_ms"]["p95"] for p in points],
-        "ttft_p50": [p["ttft_ms"]["p50"] for p in points],
-        "ttft_p95": [p["ttft_ms"]["p95"] for p in points],
-        "cost_by_model": data["cost_by_model"],
-        "requests_by_domain": data["requests_by_domain"],
+        "x": [unix(t) for t in times],
+        "x_min": unix(times[0]) if times else unix(rng.since), "x_max": unix(rng.until),
+        "granularity": data["granularity"],
+        "requests": column("requests"), "errors": column("errors"),
+        "input": column("input_tokens"), "output": column("output_tokens"),
+        "cache_read": column("cache_read_input_tokens"),
+        "cache_write": column("cache_creation_input_tokens"),
+        "cost": column("cost_usd"),
+        "latency_p50": column(None, None, lambda p: p["latency_ms"]["p50"]),
+        "latency_p95": column(None, None, lambda p: p["latency_ms"]["p95"]),
+        "ttft_p50": column(None, None, lambda p: p["ttft_ms"]["p50"]),
+        "ttft_p95": column(None, None, lambda p: p["ttft_ms"]["p95"]),
+        "cost_by_model": _spread(data["cost_by_model"], data_times, times),
+        "requests_by_domain": _spread(data["requests_by_domain"], data_times, times),
     }
 
 
@@ -49,5 +86,5 @@ def index():
     if request.args.get("fragment") == "cards":  # htmx refreshes the cards every 30 s
         return render_template("overview/_cards.html", data=data, cards_url=cards_url)
     domains = rq.distinct_values("domain", utcnow() - datetime.timedelta(days=30))
-    return respond("overview/index.html", data, charts=chart_data(data), ranges=RANGES,
+    return respond("overview/index.html", data, charts=chart_data(data, rng), ranges=RANGES,
                    domains=domains, args=request.args, cards_url=cards_url)

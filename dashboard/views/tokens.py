@@ -5,8 +5,8 @@ import datetime
 from flask import Blueprint, request
 
 from common import ratelimits
-from common.recording.aggregates import hour_of
 from common.models import utcnow
+from common.recording.aggregates import hour_of
 
 from ..params import parse_int
 from ..queries import tokens as tq
@@ -62,9 +62,20 @@ def _finish(sums):
     return out
 
 
+def daily_chart(account):
+    """The daily chart's columns: one bar per day of the 30 (empty days 0), x in Unix seconds."""
+    days = [datetime.datetime.fromisoformat(d["date"]) for d in account["daily"]]
+    epoch = datetime.datetime(1970, 1, 1)
+    x = [int((day - epoch).total_seconds()) for day in days]
+    return {"x": x, "x_min": x[0] if x else None,
+            "x_max": x[-1] + 86400 if x else None, "granularity": "day",
+            "tokens": [d["total_tokens"] for d in account["daily"]],
+            "cost": [d["cost_usd"] for d in account["daily"]]}
+
+
 @bp.get("/token-usage")
 def index():
     """The page."""
     data = usage_data(request.args)
-    peak = max([d["total_tokens"] for a in data["accounts"] for d in a["daily"]] or [1]) or 1
-    return respond("tokens/index.html", data, peak=peak)
+    charts = [daily_chart(a) for a in data["accounts"]]
+    return respond("tokens/index.html", data, charts=charts)
