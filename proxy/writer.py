@@ -186,6 +186,7 @@ def main(argv=None):
     from common import config as nexus_config
     from common import db, logs
 
+    from . import telemetry
     from .metrics import Metrics
     from .sink import DatabaseSink
 
@@ -199,11 +200,14 @@ def main(argv=None):
     config = nexus_config.Config(values)
     logs.configure(config.log_level)
     database = db.connect(config.database_url, pool_size=2)
-    sink = DatabaseSink(config, database, metrics=Metrics(shared_dir=argv[0] if argv else ""))
+    exporter = telemetry.start(config)
+    sink = DatabaseSink(config, database, metrics=Metrics(shared_dir=argv[0] if argv else ""),
+                        telemetry=exporter)
     try:
         sink.run(reader)
     finally:
         database.close()
+        exporter.close()
     return 0
 
 

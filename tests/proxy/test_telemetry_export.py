@@ -1,0 +1,196 @@
+"""OpenTelemetry export end to end: the real proxy's writer sends spans and metrics to a real
+OTLP/HTTP endpoint (tests/otlp_collector.py), and a collector that is down or hangs costs
+neither a record nor a request's time."""
+import datetime
+import socket
+import threading
+import time
+
+import pytest
+
+from tests import scenarios
+from tests.fake_upstream import start_fake_upstream
+from tests.otlp_collector import running_collector
+from tests.proxy.conftest import free_port, sdk
+from tests.proxy.rows import wait_for_rows
+from tests.proxy.test_conversations_e2e import MAIN_TOOLS, MODEL, PROMPT, Live
+from tests.proxy_server import running_proxy
+
+EPOCH = datetime.datetime(1970, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with start_fake_upstream() as fake:
+        yield fake
+
+
+def _play(live):
+    """A main agent that spawns a sub-agent (two requests), goes on, and a quota probe."""
+    s = live.s
+    main = s.agent(model=MODEL)
+    main.tools = MAIN_TOOLS
+    main.user("Fix the failing test in parser.py")
+    live.turn("A1", main, None, stream=True, tool_choice={"type": "tool", "name": "Task"})
+    sub = s.agent(system=scenarios.subagent_system(), model=MODEL)
+    sub.tools = scenarios.TOOLS[:5]
+    sub.user(PROMPT)
+    live.turn("S1", sub, None, tool_choice={"type": "any"})
+    sub.results("/app/cli.py:12")
+    live.turn("S2", sub, None, stream=True)
+    main.results("One caller: /app/cli.py:12")
+    live.turn("A2", main, None)
+    quota = scenarios.Agent(s, None, model=scenarios.SMALL_MODEL, tools=None)
+    quota.messages = [{"role": "user", "content": "quota"}]
+    live.turn("quota", quota, None, max_tokens=1)
+
+
+def _otel_env(url, **more):
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_METRIC_EXPORT_INTERVAL": "300", "OTEL_SERVICE_NAME": "nexus-under-test",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,team=platform",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=s%3Dcret", **more}
+
+
+def _ns(timestamp):
+    if isinstance(timestamp, str):
+        timestamp = datetime.datetime.fromisoformat(timestamp)
+    return (timestamp - EPOCH) // datetime.timedelta(microseconds=1) * 1000
+
+
+def test_spans_and_metrics_reach_a_real_otlp_endpoint(db_url, upstream, tmp_path):
+    with running_collector() as collector:
+        env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": db_url,
+               **_otel_env(collector.url)}
+        with running_proxy(env, cwd=str(tmp_path)) as proxy:
+            with sdk(proxy.url) as client:
+                live = Live(client, scenarios.Session(seed=5))
+                _play(live)
+            rows = {r["request_id"]: r for r in wait_for_rows(db_url, len(live.ids))}
+            spans = {s["attributes"]["nexus.request_id"]: s
+                     for s in collector.wait_for_spans(len(live.ids))}
+            points = collector.wait_for_metrics(
+                lambda ps: sum(p["value"] for p in ps
+                               if p["name"] == "nexus.recorded.requests") == len(live.ids))
+    ids = live.ids
+    assert set(spans) == set(rows) == set(ids.values())
+    a1 = rows[ids["A1"]]
+    assert rows[ids["S1"]]["parent_task_request_id"] == ids["A1"]  # linked as the proxy links
+
+    # One trace per conversation: the trace id is the conversation id, the span id the request's.
+    conversation = a1["conversation_id"]
+    for label in ("A1", "S1", "S2", "A2"):
+        assert spans[ids[label]]["trace_id"] == conversation.replace("-", "")
+        assert spans[ids[label]]["span_id"] == ids[label].replace("-", "")[:16]
+    quota = spans[ids["quota"]]
+    assert quota["trace_id"] == ids["quota"].replace("-", "") and quota["parent_span_id"] is None
+    # The conversation's first request is the root; the sub-agent hangs under the Task call.
+    a1_span = spans[ids["A1"]]["span_id"]
+    assert spans[ids["A1"]]["parent_span_id"] is None
+    assert spans[ids["S1"]]["parent_span_id"] == a1_span
+    assert spans[ids["S2"]]["parent_span_id"] == a1_span
+    assert spans[ids["A2"]]["parent_span_id"] == a1_span
+
+    for request_id, span in spans.items():
+        row, attrs = rows[request_id], span["attributes"]
+        assert span["name"] == f"chat {row['model']}" and span["kind"] == 3  # SPAN_KIND_CLIENT
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.provider.name"] == attrs["gen_ai.system"] == "anthropic"
+        assert attrs["gen_ai.request.model"] == attrs["gen_ai.response.model"] == row["model"]
+        assert attrs["gen_ai.usage.output_tokens"] == row["output_tokens"] > 0
+        assert attrs["gen_ai.usage.input_tokens"] == (
+            row["input_tokens"] + row["cache_read_input_tokens"]
+            + row["cache_creation_input_tokens"])
+        assert attrs["gen_ai.usage.cache_read.input_tokens"] == row["cache_read_input_tokens"]
+        assert attrs["nexus.cost_usd"] == pytest.approx(row["cost_usd"]) and row["cost_usd"] > 0
+        assert attrs["session.id"] == attrs["nexus.session_id"] == row["session_id"]
+        assert attrs.get("gen_ai.conversation.id") == row["conversation_id"]
+        assert attrs["http.response.status_code"] == 200 and span["status"] == 0  # unset
+        # The span is the request's real time: arrival, and arrival plus its duration.
+        assert abs(span["start_ns"] - _ns(row["timestamp"])) < 1_000_000
+        assert abs((span["end_ns"] - span["start_ns"]) / 1e6 - row["duration_ms"]) < 1
+        assert span["resource"]["service.name"] == "nexus-under-test"
+        assert span["resource"]["deployment.environment"] == "test"
+        assert span["resource"]["service.instance.id"]
+    assert spans[ids["S1"]]["attributes"]["nexus.is_subtask"] is True
+    assert spans[ids["S1"]]["attributes"]["nexus.parent_task_request_id"] == ids["A1"]
+    assert "gen_ai.conversation.id" not in spans[ids["quota"]]["attributes"]
+    assert {h["x-collector-key"] for h in collector.headers("/v1/traces")} == {"s=cret"}
+
+    def total(name, **attrs):
+        return sum(p["value"] for p in points if p["name"] == name
+                   and all(p["attributes"].get(k) == v for k, v in attrs.items()))
+
+    assert total("nexus.recorded.cost") == pytest.approx(sum(r["cost_usd"] for r in rows.values()))
+    assert total("nexus.recorded.tokens", **{"nexus.token.type": "output"}) == sum(
+        r["output_tokens"] for r in rows.values())
+    assert total("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"}) == sum(
+        r["output_tokens"] for r in rows.values())
+    assert total("nexus.recorded.requests", **{"nexus.request_type": "quota"}) == 1
+
+
+class Blackhole:
+    """A loopback port that accepts connections and never answers (a hung collector)."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.accepted = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def _timed_requests(client, count):
+    times = []
+    for n in range(count):
+        started = time.perf_counter()
+        client.messages.create(model=MODEL, max_tokens=64,
+                               messages=[{"role": "user", "content": f"question {n}"}])
+        times.append(time.perf_counter() - started)
+    return sorted(times)
+
+
+@pytest.mark.parametrize("collector", ["hangs", "refuses"])
+def test_a_collector_that_is_down_costs_no_record_and_no_time(collector, upstream, tmp_path):
+    db_url = f"sqlite:///{tmp_path}/nexus.db"
+    blackhole = Blackhole() if collector == "hangs" else None
+    url = blackhole.url if blackhole else f"http://127.0.0.1:{free_port()}"
+    base = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": db_url}
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "otel").mkdir()
+    try:
+        with running_proxy(base, cwd=str(tmp_path / "plain")) as proxy:
+            with sdk(proxy.url) as client:
+                baseline = _timed_requests(client, 20)
+        env = {**base, **_otel_env(url, OTEL_BSP_SCHEDULE_DELAY="20", OTEL_BSP_MAX_QUEUE_SIZE="8",
+                                   OTEL_EXPORTER_OTLP_TIMEOUT="30000")}
+        with running_proxy(env, cwd=str(tmp_path / "otel")) as proxy:
+            with sdk(proxy.url) as client:
+                timed = _timed_requests(client, 40)
+            rows = wait_for_rows(db_url, 60, timeout=10)
+            if blackhole:
+                assert blackhole.accepted, "the writer never tried the collector"
+            stopping = time.monotonic()
+        stopped_in = time.monotonic() - stopping
+    finally:
+        if blackhole:
+            blackhole.close()
+    assert len(rows) == 60  # every record saved, promptly, though no span ever left
+    # The median request is as fast as without export (a generous margin for a shared machine).
+    assert timed[len(timed) // 2] < baseline[len(baseline) // 2] * 2 + 0.02
+    assert timed[-1] < 1.0
+    assert stopped_in < 15  # the writer's shutdown waits seconds for telemetry, not the timeout
+
