@@ -21,6 +21,9 @@ let
       py.gevent
       py.packaging
       py.psycopg2
+      # OpenTelemetry export from the writer process (off unless OTEL_* says where to)
+      py.opentelemetry-sdk
+      py.opentelemetry-exporter-otlp-proto-http
     ];
     dashboard = [
       py.flask

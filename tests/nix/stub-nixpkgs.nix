@@ -95,6 +95,9 @@ let
       "gevent"
       "gunicorn"
       "hypothesis"
+      "opentelemetry-exporter-otlp-proto-http"
+      "opentelemetry-proto"
+      "opentelemetry-sdk"
       "packaging"
       "peewee"
       "psycopg2"
@@ -105,6 +108,7 @@ let
       "responses"
       "setuptools"
       "urllib3"
+      "zstandard"
     ] module;
 
   pkgsFor =
