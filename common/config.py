@@ -127,6 +127,8 @@ SETTINGS = (
     _s("OTEL_EXPORTER_OTLP_HEADERS", "otel_headers", None, _key_values,
        "Headers sent with every export, key=value pairs separated by commas "
        "(e.g. x-honeycomb-team=KEY); values percent-encoded."),
+    _s("OTEL_EXPORTER_OTLP_COMPRESSION", "otel_compression", "none", _choice("none", "gzip"),
+       "gzip: compress what is exported."),
     _s("OTEL_EXPORTER_OTLP_TIMEOUT", "otel_timeout_ms", "10000", int,
        "Milliseconds one export may take, retries included; a slow collector delays only "
        "the export thread, never a request or a record."),

@@ -188,11 +188,12 @@ class Telemetry:
     def export(self, database, records):
         """Spans and metric points for the records of a saved batch; never raises."""
         try:
-            for row in self._rows(database, [r["request_id"] for r in records]):
-                if self.tracer is not None:
+            rows = list(self._rows(database, [r["request_id"] for r in records]))
+            if self.tracer is not None:
+                for row in rows:
                     self._span(row)
-                if self.meter_provider is not None:
-                    self._measure(row)
+            if self.meter_provider is not None:
+                self._measure(rows)
         except Exception as exc:  # telemetry is lost, the records are saved already
             now = time.monotonic()
             if now >= self._next_error_log:
@@ -204,10 +205,13 @@ class Telemetry:
     def _rows(database, request_ids):
         from common.models import ApiRequest
 
+        fields = ApiRequest._meta.fields
+        columns = [fields[name] for name in spans.COLUMNS + spans.TRAITS if name in fields]
         database.connect(reuse_if_open=True)
         for start in range(0, len(request_ids), CHUNK):
             chunk = request_ids[start:start + CHUNK]
-            yield from ApiRequest.select().where(ApiRequest.request_id.in_(chunk)).dicts()
+            yield from (ApiRequest.select(*columns)
+                        .where(ApiRequest.request_id.in_(chunk)).dicts())
 
     def _span(self, row):
         from opentelemetry import trace
@@ -227,19 +231,21 @@ class Telemetry:
             span.set_status(Status(StatusCode.ERROR, (row.get("error") or "")[:200] or None))
         span.end(end_time=end_ns)
 
-    def _measure(self, row):
-        attrs = spans.metric_attributes(row)
-        used = spans.tokens(row)
-        self.requests.add(1, attrs)
-        for kind, count in used.items():
-            if count:
-                self.tokens.add(count, {**attrs, "nexus.token.type": kind})
-        if row.get("cost_usd") is not None:
-            self.cost.add(row["cost_usd"], attrs)
-        self.token_usage.record(used["input"] + used["cache_read"] + used["cache_creation"],
-                                {**attrs, "gen_ai.token.type": "input"})
-        self.token_usage.record(used["output"], {**attrs, "gen_ai.token.type": "output"})
-        self.duration.record((row.get("duration_ms") or 0.0) / 1000, attrs)
+    def _measure(self, rows):
+        for key, total in spans.batch_sums(rows).items():
+            attrs = dict(key)
+            self.requests.add(total["requests"], attrs)
+            for kind in ("input", "output", "cache_read", "cache_creation"):
+                if total[kind]:
+                    self.tokens.add(total[kind], {**attrs, "nexus.token.type": kind})
+            if total["priced"]:
+                self.cost.add(total["cost"], attrs)
+        for row in rows:  # distributions need each request's own value
+            attrs, used = spans.metric_attributes(row), spans.tokens(row)
+            self.token_usage.record(used["input"] + used["cache_read"] + used["cache_creation"],
+                                    {**attrs, "gen_ai.token.type": "input"})
+            self.token_usage.record(used["output"], {**attrs, "gen_ai.token.type": "output"})
+            self.duration.record((row.get("duration_ms") or 0.0) / 1000, attrs)
 
     def close(self, wait=SHUTDOWN_WAIT_S):
         """Send what is queued, for at most `wait` seconds (a collector that is away gets none)."""

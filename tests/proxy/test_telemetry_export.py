@@ -49,7 +49,8 @@ def _otel_env(url, **more):
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_METRIC_EXPORT_INTERVAL": "300", "OTEL_SERVICE_NAME": "nexus-under-test",
             "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,team=platform",
-            "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=s%3Dcret", **more}
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=s%3Dcret",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip", **more}
 
 
 def _ns(timestamp):
@@ -116,6 +117,7 @@ def test_spans_and_metrics_reach_a_real_otlp_endpoint(db_url, upstream, tmp_path
     assert spans[ids["S1"]]["attributes"]["nexus.parent_task_request_id"] == ids["A1"]
     assert "gen_ai.conversation.id" not in spans[ids["quota"]]["attributes"]
     assert {h["x-collector-key"] for h in collector.headers("/v1/traces")} == {"s=cret"}
+    assert {h["content-encoding"] for h in collector.headers("/v1/traces")} == {"gzip"}
 
     def total(name, **attrs):
         return sum(p["value"] for p in points if p["name"] == name

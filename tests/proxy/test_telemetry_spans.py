@@ -117,3 +117,12 @@ def test_otel_settings_parse_the_standard_forms():
 def test_unusable_otel_settings_stop_start_up_with_their_name(name, value):
     with pytest.raises(config.ConfigError, match=name):
         _config(**{name: value})
+
+
+def test_a_batch_adds_its_counters_once_per_attribute_set():
+    rows = [_row(developer="ada"), _row(developer="ada", cost_usd=None), _row(developer="bob")]
+    sums = spans.batch_sums(rows)
+    ada = next(total for key, total in sums.items() if ("nexus.developer", "ada") in key)
+    assert len(sums) == 2
+    assert (ada["requests"], ada["output"], ada["cache_read"], ada["priced"]) == (2, 40, 600, 1)
+    assert ada["cost"] == pytest.approx(0.0123)
