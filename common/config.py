@@ -132,8 +132,9 @@ SETTINGS = (
     _s("OTEL_EXPORTER_OTLP_TIMEOUT", "otel_timeout_ms", "10000", int,
        "Milliseconds one export may take, retries included; a slow collector delays only "
        "the export thread, never a request or a record."),
-    _s("OTEL_SERVICE_NAME", "otel_service_name", "claude-nexus", str,
-       "The service.name resource attribute of what is exported."),
+    _s("OTEL_SERVICE_NAME", "otel_service_name", None, _optional,
+       "The service.name resource attribute of what is exported; unset: the one in "
+       "OTEL_RESOURCE_ATTRIBUTES, else claude-nexus."),
     _s("OTEL_RESOURCE_ATTRIBUTES", "otel_resource_attributes", None, _key_values,
        "More resource attributes, key=value pairs separated by commas "
        "(e.g. deployment.environment=prod)."),

@@ -24,6 +24,7 @@ log = logging.getLogger("nexus.telemetry")
 SHUTDOWN_WAIT_S = 3.0   # the worker waits for its writer; telemetry gets a short share of that
 SDK_LOG_INTERVAL_S = 60.0
 CHUNK = 500
+DEFAULT_SERVICE = "claude-nexus"
 # The conventions' advised buckets for gen_ai.client.token.usage and .operation.duration.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
                  16777216, 67108864)
@@ -125,11 +126,12 @@ class Telemetry:
         _quiet_sdk_logs()
         self.timeout_s = max(0.1, config.otel_timeout_ms / 1000)
         self.headers = dict(config.otel_headers or {})
-        attributes = {"service.name": config.otel_service_name,
-                      # each writer process counts on its own: metrics of two must not merge
-                      "service.instance.id": f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
-                      **(config.otel_resource_attributes or {})}
-        attributes["service.name"] = config.otel_service_name
+        # Each writer process counts on its own: two processes' metrics must not merge.
+        instance = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        attributes = {"service.instance.id": instance, **(config.otel_resource_attributes or {})}
+        # OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES (the spec's rule)
+        attributes["service.name"] = (config.otel_service_name
+                                      or attributes.get("service.name") or DEFAULT_SERVICE)
         self.resource = Resource.create(attributes)
         self.tracer = self.tracer_provider = self.meter_provider = None
         self.ids = _PresetIds()
@@ -139,12 +141,19 @@ class Telemetry:
         if metrics_url:
             self._start_metrics(config, metrics_url)
 
+    def _exporter_options(self, config):
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        gzip = config.otel_compression == "gzip"
+        return {"headers": self.headers, "timeout": self.timeout_s,
+                "compression": Compression.Gzip if gzip else Compression.NoCompression}
+
     def _start_traces(self, config, url):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace import TracerProvider, sampling
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        exporter = OTLPSpanExporter(endpoint=url, headers=self.headers, timeout=self.timeout_s)
+        exporter = OTLPSpanExporter(endpoint=url, **self._exporter_options(config))
         self.tracer_provider = TracerProvider(
             resource=self.resource, sampler=sampling.ALWAYS_ON, id_generator=self.ids,
             shutdown_on_exit=False)
@@ -161,7 +170,7 @@ class Telemetry:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-        exporter = OTLPMetricExporter(endpoint=url, headers=self.headers, timeout=self.timeout_s)
+        exporter = OTLPMetricExporter(endpoint=url, **self._exporter_options(config))
         reader = PeriodicExportingMetricReader(
             exporter, export_interval_millis=max(1, config.otel_metric_interval_ms),
             export_timeout_millis=config.otel_timeout_ms)

@@ -12,7 +12,8 @@ TASK_CALL = "11111111-2222-4333-8444-555555555555"
 
 def _row(**changes):
     row = {"request_id": "9f8e7d6c-5b4a-4938-8271-605f4e3d2c1b", "conversation_id": OPENER,
-           "parent_task_request_id": None, "timestamp": datetime.datetime(2026, 12, 7, 16, 0, 1, 250000),
+           "parent_task_request_id": None,
+           "timestamp": datetime.datetime(2026, 12, 7, 16, 0, 1, 250000),
            "duration_ms": 1500.5, "model": "claude-sonnet-4-5", "path": "/v1/messages",
            "method": "POST", "request_type": "inference", "response_status": 200,
            "input_tokens": 10, "output_tokens": 20, "cache_read_input_tokens": 300,
@@ -25,7 +26,8 @@ def _row(**changes):
 def test_a_conversation_is_one_trace_whose_id_is_the_conversation_id():
     first = _row(request_id=OPENER)
     later = _row()
-    assert f"{spans.trace_id(first):032x}" == f"{spans.trace_id(later):032x}" == OPENER.replace("-", "")
+    assert f"{spans.trace_id(first):032x}" == OPENER.replace("-", "")
+    assert spans.trace_id(later) == spans.trace_id(first)
     assert spans.parent_span_id(first) is None
     assert spans.parent_span_id(later) == spans.span_id(OPENER)
     assert f"{spans.span_id(later['request_id']):016x}" == later["request_id"].replace("-", "")[:16]
@@ -109,7 +111,7 @@ def test_otel_settings_parse_the_standard_forms():
                      OTEL_RESOURCE_ATTRIBUTES="deployment.environment=prod")
     assert values.otel_headers == {"x-honeycomb-team": "abc,1", "x-b": "2"}
     assert values.otel_resource_attributes == {"deployment.environment": "prod"}
-    assert values.otel_service_name == "claude-nexus"
+    assert values.otel_service_name is None  # the resource's own, else claude-nexus
 
 
 @pytest.mark.parametrize("name, value", [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
@@ -126,3 +128,16 @@ def test_a_batch_adds_its_counters_once_per_attribute_set():
     assert len(sums) == 2
     assert (ada["requests"], ada["output"], ada["cache_read"], ada["priced"]) == (2, 40, 600, 1)
     assert ada["cost"] == pytest.approx(0.0123)
+
+
+@pytest.mark.parametrize("env, name", [({}, "claude-nexus"),
+                                       ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=team-a"}, "team-a"),
+                                       ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=team-a",
+                                         "OTEL_SERVICE_NAME": "team-b"}, "team-b")])
+def test_the_service_name_follows_the_specifications_precedence(env, name):
+    exporter = telemetry.start(_config(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", **env))
+    try:
+        assert exporter.resource.attributes["service.name"] == name
+        assert exporter.resource.attributes["service.instance.id"]
+    finally:
+        exporter.close(wait=1)
