@@ -58,6 +58,15 @@ def endpoints(config):
             metrics if config.otel_metrics_exporter == "otlp" and metrics else None)
 
 
+def _shown(url):
+    """A URL as it may be logged: without a user and password in it."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def start(config):
     """The writer's telemetry: `OFF`, or a `Telemetry` exporting to the configured collector."""
     traces, metrics = endpoints(config)
@@ -69,7 +78,7 @@ def start(config):
         event(log, "OpenTelemetry export not started", logging.ERROR,
               reason=f"{type(exc).__name__}: {exc}"[:500])
         return OFF
-    event(log, "OpenTelemetry export on", traces=traces, metrics=metrics)
+    event(log, "OpenTelemetry export on", traces=_shown(traces), metrics=_shown(metrics))
     return telemetry
 
 

@@ -141,3 +141,9 @@ def test_the_service_name_follows_the_specifications_precedence(env, name):
         assert exporter.resource.attributes["service.instance.id"]
     finally:
         exporter.close(wait=1)
+
+
+def test_a_collector_url_is_logged_without_its_password():
+    assert telemetry._shown("https://user:s3cret@otlp.example.com:4318/v1/traces") == (
+        "https://otlp.example.com:4318/v1/traces")
+    assert telemetry._shown(None) is None
