@@ -102,15 +102,25 @@ class Collector:
             time.sleep(0.05)
         raise AssertionError(f"{len(self.spans())} spans received, expected {count}")
 
+    def latest_points(self):
+        """The points of each sender's latest metric export (cumulative: its totals so far).
+
+        Senders are told apart by their `service.instance.id`.
+        """
+        latest = {}
+        for request, _ in self._of("/v1/metrics"):
+            points = list(_points(request))
+            if points:
+                latest[points[0]["resource"].get("service.instance.id")] = points
+        return [p for points in latest.values() for p in points]
+
     def wait_for_metrics(self, predicate, timeout=20):
-        """The latest metric export's points, once `predicate(points)` holds."""
+        """`latest_points()`, once `predicate` holds for them."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            requests = self._of("/v1/metrics")
-            if requests:
-                points = list(_points(requests[-1][0]))
-                if predicate(points):
-                    return points
+            points = self.latest_points()
+            if points and predicate(points):
+                return points
             time.sleep(0.05)
         raise AssertionError("no metric export matched")
 
