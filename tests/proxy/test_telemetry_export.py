@@ -9,6 +9,8 @@ import time
 import pytest
 
 from tests import scenarios
+from tests.claude_code import git_repository, run_claude, session_script
+from tests.claude_code_upstream import script_tag, start_claude_code_upstream
 from tests.fake_upstream import start_fake_upstream
 from tests.otlp_collector import running_collector
 from tests.proxy.conftest import free_port, sdk
@@ -130,6 +132,38 @@ def test_spans_and_metrics_reach_a_real_otlp_endpoint(db_url, upstream, tmp_path
     assert total("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"}) == sum(
         r["output_tokens"] for r in rows.values())
     assert total("nexus.recorded.requests", **{"nexus.request_type": "quota"}) == 1
+
+
+def test_a_real_claude_code_sessions_sub_agent_hangs_under_its_agent_call(claude_code, tmp_path):
+    repo = git_repository(tmp_path / "shop", "feature/cart")
+    db_url = f"sqlite:///{tmp_path}/nexus.db"
+    with running_collector() as collector, start_claude_code_upstream() as upstream:
+        env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": db_url,
+               **_otel_env(collector.url)}
+        with running_proxy(env, cwd=str(tmp_path)) as proxy:
+            prompt = "Check the repository. " + script_tag(session_script(repo))
+            run = run_claude(claude_code, prompt, base_url=proxy.url, home=tmp_path / "alice",
+                             cwd=repo, auth_token="sk-ant-oat01-alice-test", timeout=120)
+            received = [r for r in upstream.requests() if r["path"] == "/v1/messages"]
+            rows = wait_for_rows(db_url, len(received))
+            spans = {s["attributes"]["nexus.request_id"]: s
+                     for s in collector.wait_for_spans(len(rows))}
+    assert run.returncode == 0, run.stderr[-2000:]
+    by_id = {r["request_id"]: r for r in rows}
+    assert set(spans) == set(by_id)
+    sub_agent = [r for r in rows if r["is_subtask"]]
+    assert len(sub_agent) == 2  # the scripted session's sub-agent makes two turns
+    caller = by_id[sub_agent[0]["parent_task_request_id"]]
+    for row in sub_agent:
+        assert row["parent_task_request_id"] == caller["request_id"]
+        assert spans[row["request_id"]]["parent_span_id"] == spans[caller["request_id"]]["span_id"]
+        assert spans[row["request_id"]]["trace_id"] == caller["conversation_id"].replace("-", "")
+    main = [r for r in rows if r["conversation_id"] == caller["conversation_id"]
+            and not r["is_subtask"]]
+    assert len(main) >= 4
+    assert {spans[r["request_id"]]["trace_id"] for r in main} == {
+        caller["conversation_id"].replace("-", "")}
+    assert {spans[r["request_id"]]["attributes"]["session.id"] for r in main} == {run.session_id}
 
 
 def test_records_spooled_during_an_outage_are_exported_once_replayed(db_url, upstream, tmp_path):
