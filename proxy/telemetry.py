@@ -74,6 +74,10 @@ def start(config):
         return OFF
     try:
         telemetry = Telemetry(config, traces, metrics)
+    except ImportError as exc:
+        event(log, "OpenTelemetry export not started: the SDK is not installed "
+              "(pip install 'claude-nexus[otel]')", logging.ERROR, reason=str(exc)[:300])
+        return OFF
     except Exception as exc:  # a broken SDK install must not stop recording
         event(log, "OpenTelemetry export not started", logging.ERROR,
               reason=f"{type(exc).__name__}: {exc}"[:500])

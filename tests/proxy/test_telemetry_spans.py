@@ -1,5 +1,7 @@
 """A recorded row as OpenTelemetry data (proxy/telemetry_spans.py), and the OTEL_* settings."""
 import datetime
+import logging
+import sys
 
 import pytest
 
@@ -130,10 +132,11 @@ def test_a_batch_adds_its_counters_once_per_attribute_set():
     assert ada["cost"] == pytest.approx(0.0123)
 
 
-@pytest.mark.parametrize("env, name", [({}, "claude-nexus"),
-                                       ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=team-a"}, "team-a"),
-                                       ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=team-a",
-                                         "OTEL_SERVICE_NAME": "team-b"}, "team-b")])
+TEAM_A = {"OTEL_RESOURCE_ATTRIBUTES": "service.name=team-a"}
+
+
+@pytest.mark.parametrize("env, name", [({}, "claude-nexus"), (TEAM_A, "team-a"),
+                                       ({**TEAM_A, "OTEL_SERVICE_NAME": "team-b"}, "team-b")])
 def test_the_service_name_follows_the_specifications_precedence(env, name):
     exporter = telemetry.start(_config(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", **env))
     try:
@@ -147,3 +150,11 @@ def test_a_collector_url_is_logged_without_its_password():
     assert telemetry._shown("https://user:s3cret@otlp.example.com:4318/v1/traces") == (
         "https://otlp.example.com:4318/v1/traces")
     assert telemetry._shown(None) is None
+
+
+def test_without_the_sdk_export_is_off_and_says_how_to_install_it(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.resources", None)  # import fails
+    with caplog.at_level(logging.ERROR, logger="nexus.telemetry"):
+        started = telemetry.start(_config(OTEL_EXPORTER_OTLP_ENDPOINT="http://c:4318"))
+    assert started is telemetry.OFF
+    assert "claude-nexus[otel]" in caplog.text
