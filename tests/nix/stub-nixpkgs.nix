@@ -108,7 +108,6 @@ let
       "responses"
       "setuptools"
       "urllib3"
-      "zstandard"
     ] module;
 
   pkgsFor =
