@@ -31,6 +31,23 @@ def _optional(text):
     return text or None
 
 
+def _key_values(text):
+    """`key=value,key2=value2` (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES) as a dict.
+
+    Values are percent-decoded, as the OpenTelemetry specification has it.
+    """
+    from urllib.parse import unquote
+    pairs = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value pairs separated by commas, got {item.strip()!r}")
+        pairs[unquote(key.strip())] = unquote(value.strip())
+    return pairs
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -103,6 +120,43 @@ SETTINGS = (
        "database makes each crossing post once)."),
     _s("NEXUS_OAUTH_TOKEN_URL", "oauth_token_url", "https://console.anthropic.com/v1/oauth/token",
        str, "Where OAuth credential files' tokens are refreshed."),
+    _s("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_endpoint", None, _optional,
+       "OpenTelemetry export (docs/opentelemetry.md): the collector's OTLP/HTTP base URL, "
+       "e.g. http://collector:4318; spans go to /v1/traces and metrics to /v1/metrics "
+       "under it. Unset (and no per-signal endpoint): no export."),
+    _s("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_traces_endpoint", None, _optional,
+       "The full URL spans are posted to, instead of the base URL's /v1/traces."),
+    _s("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "otel_metrics_endpoint", None, _optional,
+       "The full URL metrics are posted to, instead of the base URL's /v1/metrics."),
+    _s("OTEL_EXPORTER_OTLP_PROTOCOL", "otel_protocol", "http/protobuf", _choice("http/protobuf"),
+       "The OTLP transport; only http/protobuf is supported (a collector's port 4318)."),
+    _s("OTEL_EXPORTER_OTLP_HEADERS", "otel_headers", None, _key_values,
+       "Headers sent with every export, key=value pairs separated by commas "
+       "(e.g. x-honeycomb-team=KEY); values percent-encoded."),
+    _s("OTEL_EXPORTER_OTLP_COMPRESSION", "otel_compression", "none", _choice("none", "gzip"),
+       "gzip: compress what is exported."),
+    _s("OTEL_EXPORTER_OTLP_TIMEOUT", "otel_timeout_ms", "10000", int,
+       "Milliseconds one export may take, retries included; a slow collector delays only "
+       "the export thread, never a request or a record."),
+    _s("OTEL_SERVICE_NAME", "otel_service_name", None, _optional,
+       "The service.name resource attribute of what is exported; unset: the one in "
+       "OTEL_RESOURCE_ATTRIBUTES, else claude-nexus."),
+    _s("OTEL_RESOURCE_ATTRIBUTES", "otel_resource_attributes", None, _key_values,
+       "More resource attributes, key=value pairs separated by commas "
+       "(e.g. deployment.environment=prod)."),
+    _s("OTEL_SDK_DISABLED", "otel_sdk_disabled", "false", _bool,
+       "true: no export even with an endpoint set."),
+    _s("OTEL_TRACES_EXPORTER", "otel_traces_exporter", "otlp", _choice("otlp", "none"),
+       "none: export no spans (metrics only)."),
+    _s("OTEL_METRICS_EXPORTER", "otel_metrics_exporter", "otlp", _choice("otlp", "none"),
+       "none: export no metrics (spans only)."),
+    _s("OTEL_METRIC_EXPORT_INTERVAL", "otel_metric_interval_ms", "60000", int,
+       "Milliseconds between two metric exports."),
+    _s("OTEL_BSP_SCHEDULE_DELAY", "otel_bsp_delay_ms", "5000", int,
+       "Longest wait, in milliseconds, before finished spans are sent."),
+    _s("OTEL_BSP_MAX_QUEUE_SIZE", "otel_bsp_queue", "2048", int,
+       "Spans held per writer process while the collector is slow or away; beyond "
+       "this they are dropped (the records are not)."),
     _s("CLAUDE_OAUTH_CLIENT_ID", "oauth_client_id", "9d1c250a-e61b-44d9-88ed-5944d1962f5e", str,
        "The OAuth client id sent with refreshes (Claude Code's public client id by default)."),
 )

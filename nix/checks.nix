@@ -18,6 +18,7 @@ let
     ps.anthropic
     ps.pyyaml
     ps.requests
+    ps.opentelemetry-proto
   ]);
   src = lib.fileset.toSource {
     root = ../.;

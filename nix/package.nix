@@ -21,6 +21,10 @@ let
       py.gevent
       py.packaging
       py.psycopg2
+      # pyproject's otel extra: OpenTelemetry export from the writer process (off unless
+      # OTEL_* says where to); no size budget holds the Nix image, so it is always in
+      py.opentelemetry-sdk
+      py.opentelemetry-exporter-otlp-proto-http
     ];
     dashboard = [
       py.flask

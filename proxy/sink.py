@@ -22,6 +22,7 @@ from common.recording import store
 
 from .recorder import BATCH_BYTES, Unavailable, record_size
 from .spool import Spool
+from .telemetry import OFF
 
 log = logging.getLogger("nexus.writer")
 
@@ -38,9 +39,11 @@ UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError, Unavailable)
 class DatabaseSink:
     """Save batches of records; spool them while the database is away; replay the spool."""
 
-    def __init__(self, config, database, metrics=None, spool=None, save=None, linger=LINGER_S):
+    def __init__(self, config, database, metrics=None, spool=None, save=None, linger=LINGER_S,
+                 telemetry=OFF):
         prices = pricing.load_prices(config.pricing_file)
         self.database = database
+        self.telemetry = telemetry  # proxy.telemetry: spans of what was saved, never raises
         self.save = save or (lambda batch: store.save_records(database, batch, prices, config))
         self.metrics = metrics
         self.spool = spool or Spool(config.spool_dir)
@@ -130,6 +133,7 @@ class DatabaseSink:
         except Exception:
             self._close_connection()
             raise
+        self.telemetry.export(self.database, batch)
 
     def _prepare(self):
         """Apply migrations before the first save (and after an outage)."""

@@ -187,6 +187,7 @@ def main(argv=None):
     from common import db, logs
     from common.alerts import watcher as alerts
 
+    from . import telemetry
     from .metrics import Metrics
     from .sink import DatabaseSink
 
@@ -200,12 +201,15 @@ def main(argv=None):
     config = nexus_config.Config(values)
     logs.configure(config.log_level)
     database = db.connect(config.database_url, pool_size=2)
-    sink = DatabaseSink(config, database, metrics=Metrics(shared_dir=argv[0] if argv else ""))
+    exporter = telemetry.start(config)
+    sink = DatabaseSink(config, database, metrics=Metrics(shared_dir=argv[0] if argv else ""),
+                        telemetry=exporter)
     alerts.watch(config, database)  # a thread of its own; the database makes posts once
     try:
         sink.run(reader)
     finally:
         database.close()
+        exporter.close()
     return 0
 
 
