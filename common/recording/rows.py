@@ -9,6 +9,7 @@ import datetime
 import json
 from dataclasses import dataclass, field
 
+from .. import traits
 from ..models import ApiRequest
 from . import linking, message_hashes, pieces
 from .bodies import Body
@@ -36,6 +37,7 @@ class Features:
     prompt_hashes: list = field(default_factory=list)     # a sub-agent's first prompt
     continuation: str | None = None                       # a compacted session's summary
     invocations: list = field(default_factory=list)       # (tool_use_id, prompt_hash)
+    subagent_types: dict = field(default_factory=dict)    # tool_use_id -> subagent_type
 
 
 @dataclass
@@ -177,6 +179,7 @@ def features(body, message, config):
                      continuation=linking.continuation_summary(body))
     if message:
         found.invocations = linking.task_invocations(message, config.subtask_tool_names)
+        found.subagent_types = traits.subagent_types(message, config.subtask_tool_names)
         if linking.is_summary_request(body):
             fingerprint = linking.summary_fingerprint(linking.response_text(message))
             if fingerprint:
@@ -236,6 +239,9 @@ def derive(record, prices, config):
         "ratelimit": ratelimit_json(record.get("response_headers")),
         "conversation_id": None, "branch_id": None, "parent_request_id": None,
         "is_subtask": False, "parent_task_request_id": None,
+        # The grouping keys (docs/analytics.md); `subagent` comes with the links, and a
+        # client key's name replaces the developer in the store (it needs the database).
+        **traits.body_traits(body), "subagent": None,
     }
     fit_columns(row)
     stored = None
