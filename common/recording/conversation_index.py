@@ -65,9 +65,17 @@ class LinkIndex:
             if row.get("parent_request_id"):
                 self._children[row["parent_request_id"]].append(row)
 
+    def _forget(self, row):
+        for rows in (self._by_hash.get((row["domain"], row.get("current_message_hash"))),
+                     self._children.get(row.get("parent_request_id"))):
+            if rows:
+                rows[:] = [r for r in rows if r is not row]
+
     def add(self, row, found):
         """Make a just-linked row (and the Task calls in its answer) visible to later rows."""
-        self._rows.pop(row["request_id"], None)
+        stale = self._rows.pop(row["request_id"], None)
+        if stale is not None and stale is not row:
+            self._forget(stale)  # its stored copy (relink): the parent of later rows is this one
         self._keep(row)
         for tool_use_id, key in found.invocations:
             self._tasks[(row["domain"], key)].append(
