@@ -6,7 +6,7 @@ from ..params import stats_range
 from ..queries import requests as rq
 from ..queries import stats as sq
 from ..queries.storage import storage
-from . import conversations, requests, tokens
+from . import conversations, requests, tokens, usage as usage_view
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -68,3 +68,9 @@ def stats():
 def token_usage():
     """Per-account token windows and rate-limit status."""
     return jsonify(tokens.usage_data(request.args))
+
+
+@bp.get("/usage")
+def usage():
+    """Sums per project, branch, developer, session, sub-agent or model, biggest cost first."""
+    return jsonify(usage_view.usage_data(request.args))
