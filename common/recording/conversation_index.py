@@ -253,7 +253,7 @@ def link(row, found, index):
                       or index.same_session(row, subtasks=False))
         if summarised:
             return _child(summarised, f"compact_{rid[:8]}")
-    if row["message_count"] == 1 and found.prompt_hashes:
+    if (row["message_count"] == 1 or found.opening) and found.prompt_hashes:
         spawner, tool_use_id = index.task_call(row, found.prompt_hashes)
         if spawner:
             links = _child(spawner, f"subtask_{rid[:8]}")

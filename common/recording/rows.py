@@ -38,6 +38,7 @@ class Features:
     continuation: str | None = None                       # a compacted session's summary
     invocations: list = field(default_factory=list)       # (tool_use_id, prompt_hash)
     subagent_types: dict = field(default_factory=dict)    # tool_use_id -> subagent_type
+    opening: bool = False                                  # no assistant turn yet: a thread's first request
 
 
 @dataclass
@@ -176,7 +177,8 @@ def features(body, message, config):
     raw = messages.texts if isinstance(messages, pieces.Elements) else None
     found = Features(hashes=message_hashes.prefix_hashes(messages, raw, MESSAGE_CACHE),
                      prompt_hashes=linking.first_prompt_hashes(body),
-                     continuation=linking.continuation_summary(body))
+                     continuation=linking.continuation_summary(body),
+                     opening=linking.is_opening(messages))
     if message:
         found.invocations = linking.task_invocations(message, config.subtask_tool_names)
         found.subagent_types = traits.subagent_types(message, config.subtask_tool_names)

@@ -17,7 +17,7 @@ MAIN_ENV = ("\n# Environment\nYou have been invoked in the following environment
 SUB_ENV = "\n<env>\nWorking directory: /work/shop\nIs directory a git repo: Yes\n</env>\n"
 
 
-def _session(seed=1, key_id=None):
+def _session(seed=1, key_id=None, agent_types=False):
     """Main loop (2 turns, the first spawning an Explore sub-agent of 2 turns) and a title."""
     s = scenarios.Session(seed=seed)
     main = s.agent(system=[{"type": "text", "text": scenarios.IDENTITY},
@@ -30,6 +30,8 @@ def _session(seed=1, key_id=None):
                           {"type": "text", "text": scenarios.SUBAGENT_PROMPT + SUB_ENV}],
                   model=scenarios.SMALL_MODEL)
     sub.user(call["input"]["prompt"])
+    if agent_types:  # Claude Code 2.1 lists agent types in a system message after the prompt
+        sub.messages.append({"role": "system", "content": "Available agent types: Explore."})
     s.turn("S1", sub, s.message(scenarios.SMALL_MODEL, s.tool_use("Bash", command="ls")), None)
     sub.results("README.md")
     s.turn("S2", sub, s.message(scenarios.SMALL_MODEL, "A README."), None)
@@ -58,6 +60,15 @@ def test_each_row_gets_its_project_branch_developer_and_subagent(database):
     assert [rows[k]["subagent"] for k in ("M1", "S1", "S2", "M2")] == [None, "Explore", "Explore", None]
     # A title call names no directory: no project, but the developer all the same.
     assert (rows["title"]["project"], rows["title"]["developer"]) == (None, s.account)
+
+
+def test_a_subagent_whose_first_request_lists_agent_types_is_found(database):
+    s = _session(agent_types=True)
+    save_records(database, s.records, load_prices(), CONFIG)
+    rows = _rows(s)
+    assert rows["S1"]["message_count"] == 2
+    assert (rows["S1"]["parent_task_request_id"], rows["S1"]["subagent"]) == (s.ids["M1"], "Explore")
+    assert rows["S2"]["subagent"] == "Explore"
 
 
 def test_the_hourly_aggregates_keep_each_key(database):
