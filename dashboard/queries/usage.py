@@ -44,48 +44,53 @@ def cache_savings(prices, model, cache_read):
     return float(cache_read * rate / MILLION)
 
 
-def _add(into, values, savings):
-    for name, value in zip(SUMS, values):
-        value = plain(value)
-        if name == "cost_usd":  # None: unpriced (nothing known), kept apart from 0
-            into[name] = value if into[name] is None else into[name] + (value or 0)
-        else:
-            into[name] += value or 0
-    if savings is not None:
-        into["cache_savings_usd"] = (into["cache_savings_usd"] or 0) + savings
-
-
-def _finish(key, sums):
+def _finish(key, values, savings):
+    sums = {name: plain(value) for name, value in zip(SUMS, values)}
+    for name in SUMS[:-1]:
+        sums[name] = sums[name] or 0
     prompt = (sums["input_tokens"] + sums["cache_read_input_tokens"]
               + sums["cache_creation_input_tokens"])
-    out = {"key": key or None, **sums}
-    out["cost_usd"] = round(sums["cost_usd"], 6) if sums["cost_usd"] is not None else None
-    out["cache_hit_rate"] = sums["cache_read_input_tokens"] / prompt if prompt else None
-    savings = sums["cache_savings_usd"]
-    out["cache_savings_usd"] = round(savings, 6) if savings is not None else None
+    cost = sums["cost_usd"]  # None: only unpriced requests (where costs are kept null)
+    return {"key": key or None, **sums,
+            "cost_usd": round(cost, 6) if cost is not None else None,
+            "cache_hit_rate": sums["cache_read_input_tokens"] / prompt if prompt else None,
+            "cache_savings_usd": round(savings, 6) if savings is not None else None}
+
+
+def fold(rows, reads, prices):
+    """Groups from (key, *SUMS) rows, in their order, and {key: [(model, cache reads)]}:
+    pure. The savings of a group add up what its priced models saved; None when none
+    of its models has a price."""
+    out = []
+    for key, *values in rows:
+        parts = [cache_savings(prices, model, plain(count) or 0)
+                 for model, count in reads.get(key or "", ()) if count]
+        known = [p for p in parts if p is not None]
+        out.append(_finish(key, values, sum(known) if known else None))
     return out
 
 
-def groups(rng, group_by, prices):
-    """Every group of the range, biggest cost first (then most requests)."""
+def groups(rng, group_by, prices, limit=1000):
+    """(the `limit` groups of the range with the biggest cost, then most requests;
+    whether more were left out). Sorted and cut in SQL, so that a month of sessions
+    costs one grouped scan, and the per-model cache reads the savings need are read for
+    the groups returned only."""
     column = getattr(H, GROUP_COLUMNS[group_by])
-    fields = (column, H.model)
-    query = _range(H.select(*fields, *_sums()), rng).group_by(*fields)
-    return fold(query.tuples(), prices)
-
-
-def fold(rows, prices):
-    """Groups from (key, model, *SUMS) rows: pure. A cost of None (an unpriced model,
-    where costs are kept null) adds nothing and stays None when nothing is known."""
-    found = {}
-    for key, model, *values in rows:
-        into = found.setdefault(key or "", dict.fromkeys(SUMS, 0) | {"cost_usd": None,
-                                                                     "cache_savings_usd": None})
-        cache_read = plain(values[SUMS.index("cache_read_input_tokens")]) or 0
-        _add(into, values, cache_savings(prices, model, cache_read) if cache_read else None)
-    out = [_finish(key, sums) for key, sums in found.items()]
-    out.sort(key=lambda g: (-(g["cost_usd"] or 0), -g["requests"], g["key"] or ""))
-    return out
+    order = (pw.fn.COALESCE(pw.fn.SUM(H.cost_usd), 0).desc(), pw.fn.SUM(H.requests).desc(), column)
+    query = _range(H.select(column, *_sums()), rng).group_by(column).order_by(*order)
+    rows = list(query.limit(limit + 1).tuples())
+    truncated, rows = len(rows) > limit, rows[:limit]
+    keys = [row[0] for row in rows]
+    if group_by == "model":
+        return fold(rows, {r[0]: [(r[0], r[1 + SUMS.index("cache_read_input_tokens")])]
+                           for r in rows}, prices), truncated
+    reads = {}
+    for start in range(0, len(keys), 500):
+        query = (_range(H.select(column, H.model, pw.fn.SUM(H.cache_read_input_tokens)), rng)
+                 .where(column.in_(keys[start:start + 500])).group_by(column, H.model))
+        for key, model, count in query.tuples():
+            reads.setdefault(key, []).append((model, count))
+    return fold(rows, reads, prices), truncated
 
 
 def series(rng, group_by, keys):

@@ -31,9 +31,9 @@ def usage_data(args):
     rng = stats_range(args)
     by = group_by(args)
     limit = parse_int("limit", args.get("limit"), 1000, 1, 100_000)
-    found = uq.groups(rng, by, current_app.extensions["nexus_prices"])
+    found, truncated = uq.groups(rng, by, current_app.extensions["nexus_prices"], limit)
     return {"group_by": by, "since": rng.since, "until": rng.until, "domain": rng.domain,
-            "groups": found[:limit], "truncated": len(found) > limit}
+            "groups": found, "truncated": truncated}
 
 
 def chart_data(args, data):

@@ -86,13 +86,20 @@ def test_cache_hit_rate_and_savings(empty, database):
 def test_a_null_cost_is_unknown_not_a_crash():
     # Where unpriced requests keep cost_usd null, a group of them has no known cost.
     prices = load_prices()
-    rows = [("/p/x", "made-up-model", 2, 10, 20, 0, 0, None),
-            ("/p/y", "claude-sonnet-4-5-20250929", 1, 10, 20, 0, 0, 0.5),
-            ("/p/y", "made-up-model", 1, 10, 20, 0, 0, None)]
-    groups = usage_queries.fold(rows, prices)
+    rows = [("/p/y", 2, 10, 20, 0, 300, 0.5), ("/p/x", 2, 10, 20, 0, 100, None)]
+    reads = {"/p/y": [("claude-sonnet-4-5-20250929", 200), ("made-up-model", 100)],
+             "/p/x": [("made-up-model", 100)]}
+    groups = usage_queries.fold(rows, reads, prices)
     assert [(g["key"], g["cost_usd"], g["requests"]) for g in groups] == [
         ("/p/y", 0.5, 2), ("/p/x", None, 2)]
-    assert groups[1]["cache_hit_rate"] == 0.0 and groups[1]["cache_savings_usd"] is None
+    assert groups[0]["cache_savings_usd"] == round(200 * (3 - 0.3) / 1e6, 6)  # the priced part
+    assert groups[1]["cache_hit_rate"] == 100 / 110 and groups[1]["cache_savings_usd"] is None
+
+
+def test_limit_keeps_the_costliest_groups(client, seeded):
+    every = client.get("/api/usage?group_by=session&since=5d").json["groups"]
+    few = client.get("/api/usage?group_by=session&since=5d&limit=3").json
+    assert few["truncated"] and few["groups"] == every[:3]
 
 
 def test_a_group_links_to_its_requests(client, seeded):
