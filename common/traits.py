@@ -60,19 +60,13 @@ def _find(pattern, texts, limit):
     return None
 
 
-def context_texts(system, messages):
-    """Where Claude Code names its environment: the system prompt, then the reminders of
-    the first user message."""
-    return ["\n".join(_texts(system))] + _reminders(messages)
-
-
 def project(texts):
-    """The working directory named in `texts` (from `context_texts`), or None."""
+    """The working directory the first of `texts` (strings) to name one names, or None."""
     return _find(_PROJECT, texts, PROJECT_CHARS)
 
 
 def git_branch(texts):
-    """The git branch named in `texts` (from `context_texts`), or None."""
+    """The git branch the first of `texts` (strings) to name one names, or None."""
     return _find(_BRANCH, texts, BRANCH_CHARS)
 
 
@@ -98,15 +92,27 @@ def developer(user_id):
     return None
 
 
-def body_traits(body):
-    """{project, git_branch, developer} of a parsed request body (None where unknown)."""
+def system_traits(system):
+    """(project, git_branch) named by the system prompt alone (callers may remember this:
+    Claude Code resends the same system prompt with every request of a session)."""
+    texts = ["\n".join(_texts(system))]
+    return project(texts), git_branch(texts)
+
+
+def body_traits(body, from_system=None):
+    """{project, git_branch, developer} of a parsed request body (None where unknown).
+
+    `from_system`: `system_traits(body["system"])` when the caller has it already."""
     if not isinstance(body, dict):
         return {"project": None, "git_branch": None, "developer": None}
-    texts = context_texts(body.get("system"), body.get("messages"))
+    found_project, found_branch = from_system or system_traits(body.get("system"))
+    if found_project is None or found_branch is None:
+        reminders = _reminders(body.get("messages"))
+        found_project = found_project or project(reminders)
+        found_branch = found_branch or git_branch(reminders)
     metadata = body.get("metadata")
     user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
-    return {"project": project(texts), "git_branch": git_branch(texts),
-            "developer": developer(user_id)}
+    return {"project": found_project, "git_branch": found_branch, "developer": developer(user_id)}
 
 
 def subagent_types(message, tool_names):

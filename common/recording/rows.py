@@ -25,6 +25,7 @@ MESSAGE_CACHE = message_hashes.MessageCache(max_bytes=32 * 2**20)
 # The elements of bodies met before, so that a resent history is matched, not parsed.
 ELEMENT_CACHE = pieces.ElementCache(max_bytes=48 * 2**20)
 _SYSTEM_HASHES = {}  # system blocks as sent -> linking.system_hash (bounded below)
+_SYSTEM_TRAITS = {}  # system blocks as sent -> traits.system_traits (bounded below)
 _COLUMN_LIMITS = {name: f.max_length for name, f in ApiRequest._meta.fields.items()
                   if getattr(f, "max_length", None)}
 
@@ -78,6 +79,21 @@ def system_hash(system):
             _SYSTEM_HASHES.clear()
         found = _SYSTEM_HASHES[key] = linking.system_hash(system)
     return found
+
+
+def request_traits(body):
+    """`traits.body_traits`, the system prompt's part remembered for the system blocks
+    Claude Code resends (parsing them again cost as much as splitting the body)."""
+    system = body.get("system") if isinstance(body, dict) else None
+    if not isinstance(system, pieces.Elements):
+        return traits.body_traits(body)
+    key = tuple(system.texts)
+    found = _SYSTEM_TRAITS.get(key)
+    if found is None:
+        if len(_SYSTEM_TRAITS) >= 1024:
+            _SYSTEM_TRAITS.clear()
+        found = _SYSTEM_TRAITS[key] = traits.system_traits(system)
+    return traits.body_traits(body, found)
 
 
 def text(data):
@@ -243,7 +259,7 @@ def derive(record, prices, config):
         "is_subtask": False, "parent_task_request_id": None,
         # The grouping keys (docs/analytics.md); `subagent` comes with the links, and a
         # client key's name replaces the developer in the store (it needs the database).
-        **traits.body_traits(body), "subagent": None,
+        **request_traits(body), "subagent": None,
     }
     fit_columns(row)
     stored = None
