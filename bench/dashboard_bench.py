@@ -38,10 +38,12 @@ def _samples(database):
         account = (ApiRequest.select(ApiRequest.account_id)
                    .where(ApiRequest.account_id.is_null(False)).limit(1).scalar())
         domain = ApiRequest.select(ApiRequest.domain).limit(1).scalar()
+        project = (ApiRequest.select(ApiRequest.project)
+                   .where(ApiRequest.project.is_null(False)).limit(1).scalar())
         last_id = ApiRequest.select(fn.MAX(ApiRequest.id)).scalar()
     from dashboard.params import make_cursor
     return {"rid": newest, "cid": conv, "cursor": make_cursor(*old), "account": account,
-            "domain": domain, "after": last_id - 20}
+            "domain": domain, "after": last_id - 20, "project": project}
 
 
 def routes(s):
@@ -71,6 +73,13 @@ def routes(s):
         ("API conversation", f"/api/conversations/{s['cid']}"),
         ("API stats", "/api/stats"), ("API token usage", "/api/token-usage"),
         ("limits", "/limits"), ("API limits", "/api/limits"),
+        *[(f"API usage by {by}, 7 days", f"/api/usage?group_by={by}")
+          for by in ("project", "branch", "developer", "session", "subagent", "model")],
+        ("API usage by project, 30 days", "/api/usage?group_by=project&since=30d"),
+        ("API usage by session, 30 days", "/api/usage?group_by=session&since=30d"),
+        ("usage page, 7 days", "/usage"), ("usage page by branch, 30 days",
+                                           "/usage?group_by=branch&since=30d"),
+        ("requests, one project", f"/requests?project={s['project']}"),
         ("health", "/health"),
     ]
 

@@ -30,7 +30,7 @@ from common.models import ApiRequest, TaskInvocation, utcnow
 from common.pricing import load_prices
 from common.recording import ratelimit_samples
 from common.recording.bodies import BodyWriter
-from common.recording.conversation_index import LinkIndex, link
+from common.recording.conversation_index import LinkIndex, inherit, link
 from common.recording.rows import derive, shown_response
 
 from . import synthetic
@@ -99,13 +99,15 @@ def rows_of(records, prices, config, keep_body, legacy=False):
     for record in records:
         derived = derive(record, prices, config)
         derived.row.update(link(derived.row, derived.features, index))
+        inherit(derived.row, index)
         index.add(derived.row, derived.features)
         rows.append(derived.row)
         if derived.body and keep_body():
             bodies.append(legacy_body(record, derived.body) if legacy else derived.body)
         tasks += [{"request_id": derived.row["request_id"], "domain": derived.row["domain"],
                    "tool_use_id": tool_use_id, "prompt_hash": prompt_hash,
-                   "timestamp": derived.row["timestamp"]}
+                   "timestamp": derived.row["timestamp"],
+                   "subagent_type": derived.features.subagent_types.get(tool_use_id)}
                   for tool_use_id, prompt_hash in derived.features.invocations]
     return rows, bodies, tasks
 

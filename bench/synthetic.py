@@ -35,6 +35,11 @@ PROMPTS = ("Fix the failing test in tests/test_api.py", "Add pagination to the u
            "Why is the build slow?", "Refactor the payment module into smaller functions",
            "Write a migration that adds an index on orders.created_at",
            "Explain what this regular expression does: ^(?:[a-z0-9]+\\.)+[a-z]{2,}$")
+# Where each conversation runs (docs/analytics.md): drawn from its session id, so that the
+# random stream, hence the rest of the traffic, is the same as before these existed.
+PROJECTS = ("api", "web", "billing", "infra", "mobile", "data-pipeline")
+BRANCHES = ("main", "feature/search", "fix/login", "chore/deps", "feature/export")
+DEVELOPERS_PER_DOMAIN = 3
 TOOLS = ("Read", "Edit", "Bash", "Grep", "Glob")
 TOOL_DEFS = [{"name": name, "description": f"The {name} tool.",
               "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}
@@ -120,10 +125,24 @@ class _Conversation:
         # A ticket number makes first prompts, hence message hashes, differ between
         # conversations, as real prompts do.
         self.system = AGENT_PROMPT if prompt else SYSTEM_PROMPT
+        drawn = int(self.session.replace("-", "")[:8], 16)
+        self.developer = f"{self.domain.split('.')[0]}-dev{drawn % DEVELOPERS_PER_DOMAIN}"
+        self.project = f"/home/{self.developer}/{PROJECTS[drawn // 7 % len(PROJECTS)]}"
+        self.branch = BRANCHES[drawn // 61 % len(BRANCHES)]
         self.pending = {"role": "user", "content": prompt or
                         f"{rng.choice(PROMPTS)} (ticket #{rng.randrange(10**6)})"}
         self.history = []
         self.time = start
+
+
+def _environment(conv):
+    """The environment Claude Code 2.1 names: the main loop with its git branch, a
+    sub-agent in `<env>` without one."""
+    if conv.system == AGENT_PROMPT:
+        return f"\n<env>\nWorking directory: {conv.project}\nIs directory a git repo: Yes\n</env>"
+    return (f"\n# Environment\n - Primary working directory: {conv.project}\n"
+            f" - Is a git repository: true\n\ngitStatus: This is the git status at the start "
+            f"of the conversation.\nCurrent branch: {conv.branch}\n")
 
 
 def _record(conv, when, body, ok, stream, message=None):
@@ -144,7 +163,7 @@ def _record(conv, when, body, ok, stream, message=None):
         response = json.dumps({"type": "error", "error": {"type": etype, "message": text}})
         duration, first, stream = rng.uniform(50, 2000), None, False
     body = dict(body, stream=stream, metadata={"user_id": json.dumps(
-        {"device_id": conv.domain, "account_uuid": "", "session_id": conv.session})})
+        {"device_id": conv.developer, "account_uuid": "", "session_id": conv.session})})
     return {"request_id": request_id, "timestamp": when, "domain": conv.domain, "method": "POST",
             "path": "/v1/messages", "query": "", "request_headers": dict(REQUEST_HEADERS),
             "request_body": json.dumps(body).encode(), "response_status": status,
@@ -203,7 +222,8 @@ def _conversation(conv, turns, out, depth=0):
                        "prompt": task_prompt} if spawn else {"path": f"src/module_{turn}.py"})
         message = _answer(conv, turn, tool, tool_input)
         body = {"model": conv.model, "max_tokens": 32000, "tools": TOOL_DEFS,
-                "system": [{"type": "text", "text": conv.system}], "messages": messages}
+                "system": [{"type": "text", "text": conv.system + _environment(conv)}],
+                "messages": messages}
         ok = rng.random() > 0.03
         out.append(_record(conv, conv.time, body, ok, rng.random() < 0.85, message))
         if not ok:
@@ -213,6 +233,7 @@ def _conversation(conv, turns, out, depth=0):
         result = f"contents of src/module_{turn}.py"
         if spawn:
             sub = _Conversation(rng, conv.time + datetime.timedelta(seconds=1), conv.domain, task_prompt)
+            sub.developer, sub.project = conv.developer, conv.project
             _conversation(sub, rng.randint(2, 12), out, depth + 1)
             conv.time = max(conv.time, sub.time)
             result = f"The module does step {turn}."

@@ -47,7 +47,8 @@ def _hourly_usage_per_account(db):
                    "(hour, domain, model, request_type, account_id)")
     # Existing hours were summed across accounts: recompute every hour raw rows still
     # cover. Hours retention already thinned keep account_id '' (their rows are gone).
-    aggregates.rebuild(db)
+    # Only the key columns this version of the schema has (later ones come later).
+    aggregates.rebuild(db, key=_OLD_HOURLY_KEY + ["account_id"])
 
 
 def _bodies_compressed_with_lz4(db):
@@ -101,6 +102,35 @@ def _i11l_ratelimit_samples(db):
     ratelimit_samples.backfill(db)
 
 
+_TRAIT_COLUMNS = (("project", 512), ("git_branch", 255), ("developer", 255), ("subagent", 128))
+
+
+def _i11_request_traits(db):
+    # Grouping keys of /api/usage (docs/analytics.md, ADR 0110): on each row, indexed with
+    # the timestamp, and in the hourly aggregates' key. Rows and hours recorded before stay
+    # without them ('' in the aggregates, as for a request without the trait) until
+    # `nexus relink` backfills them; nothing here reads bodies, so starting a proxy stays quick.
+    from .models import HOURLY_KEY
+    for name, length in _TRAIT_COLUMNS:
+        add_column_if_missing(db, "api_requests", name, pw.CharField(max_length=length, null=True))
+        db.execute_sql(f"CREATE INDEX IF NOT EXISTS api_requests_{name}_timestamp "
+                       f"ON api_requests ({name}, timestamp)")
+        add_column_if_missing(db, "api_usage_hourly", name,
+                              pw.CharField(max_length=length, default=""))
+    add_column_if_missing(db, "api_usage_hourly", "session_id",
+                          pw.CharField(max_length=255, default=""))
+    add_column_if_missing(db, "task_invocations", "subagent_type",
+                          pw.CharField(max_length=128, null=True))
+    keys = [index for index in db.get_indexes("api_usage_hourly")
+            if index.unique and "hour" in index.columns]
+    for index in keys:  # the old unique key, whatever its name
+        if list(index.columns) != list(HOURLY_KEY):
+            db.execute_sql(f'DROP INDEX IF EXISTS "{index.name}"')
+    if not any(list(index.columns) == list(HOURLY_KEY) for index in keys):  # a new database has it
+        db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS api_usage_hourly_traits_key ON "
+                       f"api_usage_hourly ({', '.join(HOURLY_KEY)})")
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
@@ -109,6 +139,7 @@ MIGRATIONS = (
     _bodies_as_pieces,
     _i12a_alert_state,
     _i11l_ratelimit_samples,
+    _i11_request_traits,
 )
 
 

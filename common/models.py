@@ -61,6 +61,11 @@ class ApiRequest(BaseModel):
     upstream_request_id = pw.CharField(max_length=128, null=True)
     stop_reason = pw.CharField(max_length=64, null=True)
     ratelimit = pw.TextField(null=True)  # JSON of the upstream's anthropic-ratelimit-* headers
+    # Grouping keys (docs/analytics.md, common/traits.py): derived when the row is written.
+    project = pw.CharField(max_length=512, null=True)     # Claude Code's working directory
+    git_branch = pw.CharField(max_length=255, null=True)
+    developer = pw.CharField(max_length=255, null=True)   # client key name, account or device
+    subagent = pw.CharField(max_length=128, null=True)    # the spawning Task call's subagent_type
 
     class Meta:
         table_name = "api_requests"
@@ -75,6 +80,10 @@ class ApiRequest(BaseModel):
             (("session_id", "timestamp"), False),
             (("domain", "current_message_hash"), False),
             (("parent_task_request_id",), False),
+            (("project", "timestamp"), False),
+            (("git_branch", "timestamp"), False),
+            (("developer", "timestamp"), False),
+            (("subagent", "timestamp"), False),
         )
 
 
@@ -157,12 +166,16 @@ class TaskInvocation(BaseModel):
     tool_use_id = pw.CharField(max_length=128)
     prompt_hash = pw.CharField(max_length=64)
     timestamp = pw.DateTimeField(default=utcnow)
+    subagent_type = pw.CharField(max_length=128, null=True)  # the call's input.subagent_type
 
     class Meta:
         table_name = "task_invocations"
         indexes = ((("domain", "prompt_hash", "timestamp"), False),)
 
 
+# The key of an hourly aggregate row: one row per hour and each combination of these.
+HOURLY_KEY = ("hour", "domain", "model", "request_type", "account_id", "project", "git_branch",
+              "developer", "subagent", "session_id")
 LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
 
 
@@ -178,6 +191,12 @@ class HourlyUsage(BaseModel):
     model = pw.CharField(max_length=128, default="")
     request_type = pw.CharField(max_length=32, default="")
     account_id = pw.CharField(max_length=255, default="")  # '' when the request had none
+    # The grouping keys of /api/usage ('' when the request had none; docs/analytics.md).
+    project = pw.CharField(max_length=512, default="")
+    git_branch = pw.CharField(max_length=255, default="")
+    developer = pw.CharField(max_length=255, default="")
+    subagent = pw.CharField(max_length=128, default="")
+    session_id = pw.CharField(max_length=255, default="")
     requests = pw.IntegerField(default=0)
     errors = pw.IntegerField(default=0)
     input_tokens = pw.BigIntegerField(default=0)
@@ -189,7 +208,7 @@ class HourlyUsage(BaseModel):
 
     class Meta:
         table_name = "api_usage_hourly"
-        indexes = ((("hour", "domain", "model", "request_type", "account_id"), True),)
+        indexes = ((HOURLY_KEY, True),)
 
 
 def histogram_columns(prefix):

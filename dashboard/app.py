@@ -12,7 +12,7 @@ from common import db as nexus_db
 from common.pricing import load_prices
 
 from . import auth, errors, formatting, params, security
-from .views import alerts, api, conversations, limits, overview, requests, tokens
+from .views import alerts, api, conversations, limits, overview, requests, tokens, usage
 
 log = logging.getLogger("nexus.dashboard")
 
@@ -63,7 +63,8 @@ def create_app(config=None):
     def health():
         return jsonify(status="ok")
 
-    for blueprint in (auth.bp, overview.bp, requests.bp, conversations.bp, tokens.bp, limits.bp, alerts.bp,
+    for blueprint in (auth.bp, overview.bp, requests.bp, conversations.bp, tokens.bp, usage.bp,
+                      limits.bp, alerts.bp,
                       api.bp):
         app.register_blueprint(blueprint)
     auth.install(app)

@@ -16,6 +16,8 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _CURSOR = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)~(\d{1,19})$")
 _STATUS = re.compile(r"^([1-5])(xx|\d\d)$")
 MAX_LIMIT = 500
+# Request-list filters by grouping key (the /usage page links with these).
+TRAIT_PARAMS = ("project", "branch", "developer", "session", "subagent")
 
 
 MAX_ARG_CHARS = 2000
@@ -112,6 +114,12 @@ class RequestFilter:
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
     account_id: str | None = None
+    # The grouping keys of /usage (docs/analytics.md), so that a group links to its rows.
+    project: str | None = None
+    branch: str | None = None
+    developer: str | None = None
+    session: str | None = None
+    subagent: str | None = None
     before: tuple | None = None
     limit: int = 50
     raw: dict = field(default_factory=dict, compare=False)
@@ -125,11 +133,12 @@ def request_filter(args, default_limit=50, max_limit=MAX_LIMIT):
     since, until = parse_time("since", args.get("since")), parse_time("until", args.get("until"))
     if since and until and since >= until:
         raise BadParameter("since must be earlier than until")
-    keep = ("domain", "model", "status", "type", "q", "since", "until", "account_id")
+    keep = ("domain", "model", "status", "type", "q", "since", "until", "account_id") + TRAIT_PARAMS
     return RequestFilter(
         domain=_text(args, "domain"), model=_text(args, "model"),
         status=parse_status(_text(args, "status", 8)), request_type=request_type,
         q=_text(args, "q", 200), since=since, until=until, account_id=_text(args, "account_id"),
+        **{name: _text(args, name, 512) for name in TRAIT_PARAMS},
         before=parse_cursor(args.get("before")),
         limit=parse_int("limit", args.get("limit"), default_limit, 1, max_limit),
         raw={k: args[k] for k in keep if args.get(k)},

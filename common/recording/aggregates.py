@@ -1,4 +1,7 @@
-"""Hourly sums per domain, model, request type and account (`api_usage_hourly`).
+"""Hourly sums per domain, model, request type, account and grouping key (`api_usage_hourly`).
+
+The grouping keys (project, git branch, developer, sub-agent, session; docs/analytics.md)
+are part of the key so that /api/usage sums hours, not rows; '' stands for none.
 
 Charts read these instead of raw rows, and they outlive `nexus retention`.
 Latency and time to first token are histograms: `<prefix>_le_<ms>` counts the
@@ -9,10 +12,12 @@ import datetime
 
 import peewee as pw
 
-from ..models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
+from ..models import HOURLY_KEY, LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
 from . import bulk
 
-KEY = ("hour", "domain", "model", "request_type", "account_id")
+KEY = HOURLY_KEY
+# The key columns read from api_requests as they are (after the hour), '' for NULL.
+ROW_KEY = KEY[1:]
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_read_input_tokens")
 SUM_COLUMNS = (("requests", "errors") + TOKEN_COLUMNS + ("cost_usd", "duration_ms_sum")
@@ -39,8 +44,7 @@ def is_error(row):
 
 def increments(row):
     """(key, {column: increment}) of one api_requests row (a dict)."""
-    key = (hour_of(row["timestamp"]), row.get("domain") or "", row.get("model") or "",
-           row.get("request_type") or "", row.get("account_id") or "")
+    key = (hour_of(row["timestamp"]), *(row.get(name) or "" for name in ROW_KEY))
     inc = dict.fromkeys(SUM_COLUMNS, 0)
     inc.update(requests=1, errors=int(is_error(row)), cost_usd=row.get("cost_usd") or 0.0,
                duration_ms_sum=row.get("duration_ms") or 0.0)
@@ -54,8 +58,8 @@ def increments(row):
 
 
 def add(rows, database=None):
-    """Add rows (dicts) to their hours: one upsert per touched key (hour, domain, model,
-    type, account), in statements of up to 100 keys."""
+    """Add rows (dicts) to their hours: one upsert per touched key (KEY), in statements
+    of up to 100 keys."""
     totals = {}
     for row in rows:
         key, inc = increments(row)
@@ -107,17 +111,19 @@ def _start(since):
     return start + datetime.timedelta(hours=1) if stored > present else start
 
 
-def rebuild(database, since=None):
-    """Recompute the hours from `since` (default: all hours raw rows still cover)."""
+def rebuild(database, since=None, key=KEY):
+    """Recompute the hours from `since` (default: all hours raw rows still cover).
+
+    `key`: the key columns to fill (a migration that runs before later columns exist
+    names the ones its schema has)."""
     start = _start(since)
     if start is None:
         return 0
     hour = _hour_expression(database)
+    columns = [c for c in key if c != "hour"]
+    grouped = [pw.fn.COALESCE(getattr(ApiRequest, c), "") for c in columns]
     select = (ApiRequest.select(
-        hour.alias("hour"), ApiRequest.domain,
-        pw.fn.COALESCE(ApiRequest.model, "").alias("model"),
-        pw.fn.COALESCE(ApiRequest.request_type, "").alias("request_type"),
-        pw.fn.COALESCE(ApiRequest.account_id, "").alias("account_id"),
+        hour.alias("hour"), *[g.alias(c) for g, c in zip(grouped, columns)],
         pw.fn.COUNT(ApiRequest.id).alias("requests"),
         _count_if((ApiRequest.response_status >= 400) | ApiRequest.error.is_null(False)).alias("errors"),
         *[pw.fn.SUM(getattr(ApiRequest, c)).alias(c) for c in TOKEN_COLUMNS],
@@ -126,10 +132,8 @@ def rebuild(database, since=None):
         *_histogram_sums("latency", ApiRequest.duration_ms),
         *_histogram_sums("ttft", ApiRequest.first_token_ms))
         .where(ApiRequest.timestamp >= start)
-        .group_by(hour, ApiRequest.domain, pw.fn.COALESCE(ApiRequest.model, ""),
-                  pw.fn.COALESCE(ApiRequest.request_type, ""),
-                  pw.fn.COALESCE(ApiRequest.account_id, "")))
-    fields = [getattr(HourlyUsage, c) for c in KEY + SUM_COLUMNS]
+        .group_by(hour, *grouped))
+    fields = [getattr(HourlyUsage, c) for c in ("hour", *columns) + SUM_COLUMNS]
     with database.atomic():
         HourlyUsage.delete().where(HourlyUsage.hour >= start).execute()
         return HourlyUsage.insert_from(select, fields).execute()

@@ -8,6 +8,7 @@ examples, in docs/conversations.md.
 import datetime
 from collections import defaultdict
 
+from .. import traits
 from ..models import ApiRequest, TaskInvocation
 from . import linking
 from .rows import COMPACTION_TOOL_ID
@@ -25,7 +26,11 @@ _FIELDS = (ApiRequest.request_id, ApiRequest.domain, ApiRequest.timestamp,
            ApiRequest.conversation_id, ApiRequest.branch_id, ApiRequest.parent_request_id,
            ApiRequest.is_subtask, ApiRequest.parent_task_request_id,
            ApiRequest.current_message_hash, ApiRequest.session_id, ApiRequest.system_hash,
-           ApiRequest.response_status, ApiRequest.error, ApiRequest.request_type)
+           ApiRequest.response_status, ApiRequest.error, ApiRequest.request_type,
+           ApiRequest.subagent, ApiRequest.project, ApiRequest.git_branch, ApiRequest.developer)
+# What a request without its own says is its parent's: a sub-agent's system prompt
+# carries no git status, so its branch is the one of the request that spawned it.
+INHERITED = ("project", "git_branch", "developer")
 
 
 def _chunks(items):
@@ -49,6 +54,7 @@ class LinkIndex:
         self._by_hash = defaultdict(list)
         self._children = defaultdict(list)
         self._tasks = defaultdict(list)
+        self._types = {}  # (request_id, tool_use_id) -> the Task call's subagent_type
 
     def _keep(self, row):
         if row["request_id"] in self._rows:
@@ -59,13 +65,23 @@ class LinkIndex:
             if row.get("parent_request_id"):
                 self._children[row["parent_request_id"]].append(row)
 
+    def _forget(self, row):
+        for rows in (self._by_hash.get((row["domain"], row.get("current_message_hash"))),
+                     self._children.get(row.get("parent_request_id"))):
+            if rows:
+                rows[:] = [r for r in rows if r is not row]
+
     def add(self, row, found):
         """Make a just-linked row (and the Task calls in its answer) visible to later rows."""
-        self._rows.pop(row["request_id"], None)
+        stale = self._rows.pop(row["request_id"], None)
+        if stale is not None and stale is not row:
+            self._forget(stale)  # its stored copy (relink): the parent of later rows is this one
         self._keep(row)
         for tool_use_id, key in found.invocations:
             self._tasks[(row["domain"], key)].append(
                 (row["timestamp"], row["request_id"], tool_use_id))
+        for tool_use_id, kind in found.subagent_types.items():
+            self._types[(row["request_id"], tool_use_id)] = kind
 
     def _fetch(self, *conditions):
         query = ApiRequest.select(*_FIELDS)
@@ -95,6 +111,8 @@ class LinkIndex:
             for task in query:
                 self._tasks[(task.domain, task.prompt_hash)].append(
                     (task.timestamp, task.request_id, task.tool_use_id))
+                if task.subagent_type:
+                    self._types.setdefault((task.request_id, task.tool_use_id), task.subagent_type)
         wanted = {rid for tasks in self._tasks.values() for _, rid, _ in tasks} - set(self._rows)
         for chunk in _chunks(wanted):
             self._fetch(ApiRequest.request_id.in_(chunk))
@@ -126,6 +144,18 @@ class LinkIndex:
 
     def task(self, row, keys, compaction=False):
         """The request whose answer made the Task call (or summary) matching `keys`."""
+        return self.task_call(row, keys, compaction)[0]
+
+    def subagent_type(self, request_id, tool_use_id):
+        """The subagent_type of a Task call, when its answer was seen (else None)."""
+        return self._types.get((request_id, tool_use_id))
+
+    def row(self, request_id):
+        """A row the index holds, or None."""
+        return self._rows.get(request_id)
+
+    def task_call(self, row, keys, compaction=False):
+        """(request, tool_use_id) of the Task call (or summary) matching `keys`, or (None, None)."""
         found = []
         for key in keys:
             for at, request_id, tool_use_id in self._tasks.get((row["domain"], key), ()):
@@ -134,11 +164,11 @@ class LinkIndex:
                 if at < row["timestamp"] - TASK_WINDOW or request_id not in self._rows:
                     continue
                 if request_id != row["request_id"]:
-                    found.append(self._rows[request_id])
+                    found.append((self._rows[request_id], tool_use_id))
         session = row.get("session_id")
         # Two sessions may hand out the same prompt; the caller's own session wins.
-        return max(found, key=lambda r: (session is not None and r.get("session_id") == session,
-                                         r["timestamp"]), default=None)
+        return max(found, key=lambda f: (session is not None and f[0].get("session_id") == session,
+                                         f[0]["timestamp"]), default=(None, None))
 
     def same_session(self, row, system_hash=None, subtasks=True):
         """The latest earlier inference row of the same session (and system prompt)."""
@@ -176,16 +206,29 @@ class LinkIndex:
 def _unlinked(row=None):
     if row is None:
         return {"conversation_id": None, "branch_id": None, "parent_request_id": None,
-                "is_subtask": False, "parent_task_request_id": None}
+                "is_subtask": False, "parent_task_request_id": None, "subagent": None}
     return {"conversation_id": row["request_id"], "branch_id": MAIN_BRANCH,
-            "parent_request_id": None, "is_subtask": False, "parent_task_request_id": None}
+            "parent_request_id": None, "is_subtask": False, "parent_task_request_id": None,
+            "subagent": None}
 
 
 def _child(parent, branch):
     return {"conversation_id": parent["conversation_id"] or parent["request_id"],
             "branch_id": branch, "parent_request_id": parent["request_id"],
             "is_subtask": bool(parent.get("is_subtask")),
-            "parent_task_request_id": parent.get("parent_task_request_id")}
+            "parent_task_request_id": parent.get("parent_task_request_id"),
+            "subagent": parent.get("subagent")}
+
+
+def inherit(row, index):
+    """Fill the traits `row` lacks (INHERITED) from its parent, in place; the names filled."""
+    parent = index.row(row["parent_request_id"]) if row.get("parent_request_id") else None
+    filled = []
+    for name in INHERITED if parent else ():
+        if not row.get(name) and parent.get(name):
+            row[name] = parent[name]
+            filled.append(name)
+    return filled
 
 
 def link(row, found, index):
@@ -210,11 +253,13 @@ def link(row, found, index):
                       or index.same_session(row, subtasks=False))
         if summarised:
             return _child(summarised, f"compact_{rid[:8]}")
-    if row["message_count"] == 1 and found.prompt_hashes:
-        spawner = index.task(row, found.prompt_hashes)
+    if (row["message_count"] == 1 or found.opening) and found.prompt_hashes:
+        spawner, tool_use_id = index.task_call(row, found.prompt_hashes)
         if spawner:
             links = _child(spawner, f"subtask_{rid[:8]}")
-            links.update(is_subtask=True, parent_task_request_id=spawner["request_id"])
+            links.update(is_subtask=True, parent_task_request_id=spawner["request_id"],
+                         subagent=index.subagent_type(spawner["request_id"], tool_use_id)
+                         or traits.DEFAULT_SUBAGENT)
             return links
     if row["message_count"] >= 3:
         near = index.same_session(row, system_hash=row.get("system_hash"))

@@ -240,6 +240,19 @@ def task_invocations(message, tool_names):
     return calls
 
 
+OPENING_MESSAGES = 3
+
+
+def is_opening(messages):
+    """True for a thread's first request: no assistant turn yet. Claude Code 2.1 may add
+    `system` messages after the first user message (a sub-agent's list of agent types),
+    so this is not the same as one message; only short arrays are looked into."""
+    if len(messages) == 1:
+        return True
+    return len(messages) <= OPENING_MESSAGES and all(
+        isinstance(m, dict) and m.get("role") in ("user", "system") for m in messages)
+
+
 def first_prompt_hashes(body):
     """Hashes a Task/Agent call's prompt may have, from a request's first user message.
 

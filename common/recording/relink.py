@@ -1,22 +1,29 @@
-"""`nexus relink`: rebuild every conversation link from the stored bodies.
+"""`nexus relink`: rebuild every conversation link and grouping key from the stored bodies.
 
 Rows are read oldest first, a batch at a time, and linked with the same rules
-as fresh traffic (`conversation_index.link`).
+as fresh traffic (`conversation_index.link`). The grouping keys (docs/analytics.md) are
+derived again from the same bodies, so that rows recorded before they existed get
+them; the hourly aggregates are then rebuilt from the oldest row that changed.
 """
 import peewee as pw
 
+from .. import traits
 from ..models import ApiRequest, TaskInvocation
-from . import bodies
-from .conversation_index import LinkIndex, link
-from .rows import features, split_request
-from .store import LINK_COLUMNS, _chunks, _transaction
+from . import aggregates, bodies
+from .conversation_index import LinkIndex, inherit, link
+from .rows import features, fit_columns, split_request
+from .store import LINK_COLUMNS, _chunks, _transaction, name_developers
+
+TRAIT_COLUMNS = ("project", "git_branch", "developer")
 
 _RELINK_FIELDS = (ApiRequest.id, ApiRequest.request_id, ApiRequest.domain, ApiRequest.timestamp,
                   ApiRequest.request_type, ApiRequest.message_count, ApiRequest.session_id,
                   ApiRequest.system_hash, ApiRequest.response_status, ApiRequest.error,
                   ApiRequest.current_message_hash, ApiRequest.parent_message_hash,
                   ApiRequest.conversation_id, ApiRequest.branch_id, ApiRequest.parent_request_id,
-                  ApiRequest.is_subtask, ApiRequest.parent_task_request_id, ApiRequest.stream)
+                  ApiRequest.is_subtask, ApiRequest.parent_task_request_id, ApiRequest.stream,
+                  ApiRequest.subagent, ApiRequest.project, ApiRequest.git_branch,
+                  ApiRequest.developer, ApiRequest.client_key_id)
 
 
 def _stored_features(row, stored, config):
@@ -24,6 +31,11 @@ def _stored_features(row, stored, config):
     split = split_request(stored.request) if stored is not None else None
     body = split.fields if split is not None else None
     message = stored.answer(row["stream"]) if stored is not None else None
+    if body is not None and stored.request is not None:
+        # The grouping keys from the body as the writer derives them (a body without
+        # them says so: the keys become None); rows without a body keep theirs.
+        row_traits = fit_columns(traits.body_traits(body))
+        row.update({k: row_traits[k] for k in TRAIT_COLUMNS})
     if isinstance(body, dict) and body.get("messages") is not None:
         return features(body, message, config), message is not None, True
     found = features(None, None, config)
@@ -32,41 +44,49 @@ def _stored_features(row, stored, config):
 
 
 def _relink_batch(rows, config, cache=None):
-    """Relink one batch of rows (oldest first); return how many rows changed."""
+    """Relink one batch of rows (oldest first); return the rows that changed."""
     stored = bodies.load([row["request_id"] for row in rows], cache)
+    before = [{k: row[k] for k in LINK_COLUMNS + TRAIT_COLUMNS} for row in rows]
     prepared = [(row, *_stored_features(row, stored.get(row["request_id"]), config))
                 for row in rows]
+    name_developers(rows)
     index = LinkIndex()
     index.prefetch([(row, found) for row, found, *_ in prepared])
     changed, rebuilt = [], []
-    for row, found, has_response, has_body in prepared:
+    for (row, found, has_response, has_body), old in zip(prepared, before):
         links = link(row, found, index)
         if not has_body and row["parent_request_id"] and not links["parent_request_id"]:
             # Without its body a compaction or sub-agent link cannot be re-derived: keep it.
             links = {k: row[k] for k in LINK_COLUMNS}
-        if any(row[k] != v for k, v in links.items()):
-            changed.append(ApiRequest(id=row["id"], **links))
         row.update(links)
+        inherit(row, index)
+        now = {k: row[k] for k in LINK_COLUMNS + TRAIT_COLUMNS}
+        if now != old:
+            changed.append(row)
         index.add(row, found)
         if has_response:
             rebuilt.append((row, found))
     if changed:
-        ApiRequest.bulk_update(changed, fields=list(LINK_COLUMNS), batch_size=100)
+        ApiRequest.bulk_update([ApiRequest(id=row["id"], **{k: row[k] for k in LINK_COLUMNS
+                                                            + TRAIT_COLUMNS}) for row in changed],
+                               fields=list(LINK_COLUMNS + TRAIT_COLUMNS), batch_size=100)
     if rebuilt:
         ids = [row["request_id"] for row, _ in rebuilt]
         TaskInvocation.delete().where(TaskInvocation.request_id.in_(ids)).execute()
         tasks = [{"request_id": row["request_id"], "domain": row["domain"], "tool_use_id": t,
-                  "prompt_hash": h, "timestamp": row["timestamp"]}
+                  "prompt_hash": h, "timestamp": row["timestamp"],
+                  "subagent_type": found.subagent_types.get(t)}
                  for row, found in rebuilt for t, h in found.invocations]
         for chunk in _chunks(tasks):
             TaskInvocation.insert_many(chunk).execute()
-    return len(changed)
+    return changed
 
 
 def relink(database, config, batch_size=1000):
-    """Rebuild every link in timestamp order; return (changed, linked, inference)."""
+    """Rebuild every link and grouping key in timestamp order, then the aggregates of the
+    hours that changed; return (changed, linked, inference)."""
     changed = linked = total = 0
-    last, cache = None, bodies.PieceCache()
+    last, cache, first_changed = None, bodies.PieceCache(), None
     while True:
         query = (ApiRequest.select(*_RELINK_FIELDS)
                  .order_by(ApiRequest.timestamp, ApiRequest.id).limit(batch_size))
@@ -74,9 +94,14 @@ def relink(database, config, batch_size=1000):
             query = query.where(pw.Tuple(ApiRequest.timestamp, ApiRequest.id) > pw.Tuple(*last))
         rows = list(query.dicts())
         if not rows:
+            if first_changed is not None:
+                aggregates.rebuild(database, since=first_changed)
             return changed, linked, total
         with _transaction(database):
-            changed += _relink_batch(rows, config, cache)
+            done = _relink_batch(rows, config, cache)
+        changed += len(done)
+        if done and first_changed is None:
+            first_changed = min(row["timestamp"] for row in done)
         inference = [r for r in rows if r["request_type"] == "inference"]
         total += len(inference)
         linked += sum(1 for r in inference if r["parent_request_id"])
@@ -84,7 +109,8 @@ def relink(database, config, batch_size=1000):
 
 
 def cmd_relink(args, config):
-    """`nexus relink`: rebuild links and print the share of requests linked to a parent."""
+    """`nexus relink`: rebuild links and grouping keys (and the aggregates they change);
+    print the share of requests linked to a parent."""
     from ..db import connect
     database = connect(config.database_url)
     try:

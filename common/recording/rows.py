@@ -9,6 +9,7 @@ import datetime
 import json
 from dataclasses import dataclass, field
 
+from .. import traits
 from ..models import ApiRequest
 from . import linking, message_hashes, pieces
 from .bodies import Body
@@ -24,6 +25,7 @@ MESSAGE_CACHE = message_hashes.MessageCache(max_bytes=32 * 2**20)
 # The elements of bodies met before, so that a resent history is matched, not parsed.
 ELEMENT_CACHE = pieces.ElementCache(max_bytes=48 * 2**20)
 _SYSTEM_HASHES = {}  # system blocks as sent -> linking.system_hash (bounded below)
+_SYSTEM_TRAITS = {}  # system blocks as sent -> traits.system_traits (bounded below)
 _COLUMN_LIMITS = {name: f.max_length for name, f in ApiRequest._meta.fields.items()
                   if getattr(f, "max_length", None)}
 
@@ -36,6 +38,8 @@ class Features:
     prompt_hashes: list = field(default_factory=list)     # a sub-agent's first prompt
     continuation: str | None = None                       # a compacted session's summary
     invocations: list = field(default_factory=list)       # (tool_use_id, prompt_hash)
+    subagent_types: dict = field(default_factory=dict)    # tool_use_id -> subagent_type
+    opening: bool = False                                  # no assistant turn yet: a thread's first request
 
 
 @dataclass
@@ -75,6 +79,21 @@ def system_hash(system):
             _SYSTEM_HASHES.clear()
         found = _SYSTEM_HASHES[key] = linking.system_hash(system)
     return found
+
+
+def request_traits(body):
+    """`traits.body_traits`, the system prompt's part remembered for the system blocks
+    Claude Code resends (parsing them again cost as much as splitting the body)."""
+    system = body.get("system") if isinstance(body, dict) else None
+    if not isinstance(system, pieces.Elements):
+        return traits.body_traits(body)
+    key = tuple(system.texts)
+    found = _SYSTEM_TRAITS.get(key)
+    if found is None:
+        if len(_SYSTEM_TRAITS) >= 1024:
+            _SYSTEM_TRAITS.clear()
+        found = _SYSTEM_TRAITS[key] = traits.system_traits(system)
+    return traits.body_traits(body, found)
 
 
 def text(data):
@@ -174,9 +193,11 @@ def features(body, message, config):
     raw = messages.texts if isinstance(messages, pieces.Elements) else None
     found = Features(hashes=message_hashes.prefix_hashes(messages, raw, MESSAGE_CACHE),
                      prompt_hashes=linking.first_prompt_hashes(body),
-                     continuation=linking.continuation_summary(body))
+                     continuation=linking.continuation_summary(body),
+                     opening=linking.is_opening(messages))
     if message:
         found.invocations = linking.task_invocations(message, config.subtask_tool_names)
+        found.subagent_types = traits.subagent_types(message, config.subtask_tool_names)
         if linking.is_summary_request(body):
             fingerprint = linking.summary_fingerprint(linking.response_text(message))
             if fingerprint:
@@ -236,6 +257,9 @@ def derive(record, prices, config):
         "ratelimit": ratelimit_json(record.get("response_headers")),
         "conversation_id": None, "branch_id": None, "parent_request_id": None,
         "is_subtask": False, "parent_task_request_id": None,
+        # The grouping keys (docs/analytics.md); `subagent` comes with the links, and a
+        # client key's name replaces the developer in the store (it needs the database).
+        **request_traits(body), "subagent": None,
     }
     fit_columns(row)
     stored = None

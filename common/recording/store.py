@@ -11,17 +11,17 @@ import weakref
 
 import peewee as pw
 
-from ..models import ApiRequest, TaskInvocation
+from ..models import ApiRequest, ClientKey, TaskInvocation
 from . import aggregates, bulk, ratelimit_samples
 from .bodies import BodyWriter
-from .conversation_index import LinkIndex, link
+from .conversation_index import LinkIndex, inherit, link
 from .rows import derive, kept_body, timestamp, whole
 
 log = logging.getLogger("nexus.store")
 
 CHUNK = 200
 LINK_COLUMNS = ("conversation_id", "branch_id", "parent_request_id", "is_subtask",
-                "parent_task_request_id")
+                "parent_task_request_id", "subagent")
 # One per database in a process: each remembers which pieces its database holds.
 _BODY_WRITERS = weakref.WeakKeyDictionary()
 
@@ -96,8 +96,29 @@ def _insert_rows(database, rows):
 def _task_rows(derived):
     return [{"request_id": d.row["request_id"], "domain": d.row["domain"],
              "tool_use_id": tool_use_id, "prompt_hash": prompt_hash,
-             "timestamp": d.row["timestamp"]}
+             "timestamp": d.row["timestamp"],
+             "subagent_type": d.features.subagent_types.get(tool_use_id)}
             for d in derived for tool_use_id, prompt_hash in d.features.invocations]
+
+
+def key_names(key_ids):
+    """{client key id: its name} for the ids given (keys without a name left out)."""
+    ids = sorted({k for k in key_ids if k})
+    names = {}
+    for chunk in _chunks(ids, 500):
+        query = ClientKey.select(ClientKey.key_id, ClientKey.name).where(ClientKey.key_id.in_(chunk))
+        names.update((key_id, name) for key_id, name in query.tuples() if name)
+    return names
+
+
+def name_developers(rows):
+    """A client key's name is the developer of the requests made with it (it names a
+    person or a team where metadata only names a device): in place."""
+    names = key_names(row.get("client_key_id") for row in rows)
+    for row in rows:
+        name = names.get(row.get("client_key_id"))
+        if name:
+            row["developer"] = name[:255]
 
 
 def save_records(database, records, prices, config, body_writer=None):
@@ -124,8 +145,10 @@ def _save(database, derived, body_writer):
             return 0
         index = LinkIndex()
         index.prefetch([(d.row, d.features) for d in derived])
+        name_developers([d.row for d in derived])
         for d in derived:
             d.row.update(link(d.row, d.features, index))
+            inherit(d.row, index)
             index.add(d.row, d.features)
         inserted = _insert_rows(database, [d.row for d in derived])
         derived = [d for d in derived if d.row["request_id"] in inserted]

@@ -13,7 +13,8 @@ from common.redact import redact_headers
 from ..params import make_cursor
 
 COLUMNS = CONTRACT_COLUMNS
-DETAIL_EXTRA = ("stop_reason", "upstream_request_id", "client_key_id", "ratelimit")
+DETAIL_EXTRA = ("stop_reason", "upstream_request_id", "client_key_id", "ratelimit",
+                "project", "git_branch", "developer", "subagent")
 _ID_LIKE = re.compile(r"^[0-9a-fA-F-]{8,36}$")
 A = ApiRequest
 
@@ -40,7 +41,10 @@ def where(flt):
     """The WHERE conditions of a RequestFilter, as a list of peewee expressions."""
     conds = []
     for column, value in (("domain", flt.domain), ("model", flt.model),
-                          ("request_type", flt.request_type), ("account_id", flt.account_id)):
+                          ("request_type", flt.request_type), ("account_id", flt.account_id),
+                          ("project", flt.project), ("git_branch", flt.branch),
+                          ("developer", flt.developer), ("session_id", flt.session),
+                          ("subagent", flt.subagent)):
         if value:
             conds.append(getattr(A, column) == value)
     if flt.status:

@@ -7,6 +7,7 @@ from ..queries import requests as rq
 from ..queries import stats as sq
 from ..queries.storage import storage
 from . import alerts, conversations, limits, requests, tokens
+from . import usage as usage_view
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -80,3 +81,9 @@ def list_alerts():
 def limits_():
     """Per credential: status, windows, burn rate and projected exhaustion."""
     return jsonify(limits.api_data())
+
+
+@bp.get("/usage")
+def usage():
+    """Sums per project, branch, developer, session, sub-agent or model, biggest cost first."""
+    return jsonify(usage_view.usage_data(request.args))

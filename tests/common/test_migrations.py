@@ -7,7 +7,7 @@ import pytest
 
 from common.recording import aggregates
 from common import db as nexus_db
-from common import models
+from common import migrations, models
 from common.migrations import MIGRATIONS, current_version, migrate
 from common.models import ApiRequest, HourlyUsage, SchemaVersion
 from tests.conftest import DATABASE_KINDS
@@ -52,7 +52,7 @@ def _hourly_at_version_2():
             indexes = ((("hour", "domain", "model", "request_type"), True),)
 
     for name, field in models.HourlyUsage._meta.fields.items():
-        if name in ("id", "account_id"):
+        if name == "id" or name in models.HOURLY_KEY[4:]:  # account_id and later keys came later
             continue
         extra = {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
         HourlyUsage._meta.add_field(name, type(field)(default=field.default, **extra))
@@ -103,7 +103,9 @@ def test_a_version_2_database_gets_exact_per_account_aggregates(database):
     indexes = {i.name: i for i in database.get_indexes("api_usage_hourly")}
     assert "api_usage_hourly_hour_domain_model_request_type" in before_indexes
     assert "api_usage_hourly_hour_domain_model_request_type" not in indexes
-    assert indexes["api_usage_hourly_hour_domain_model_request_type_account_id"].unique
+    # Later migrations widen the unique key (issue 11 adds the grouping keys).
+    assert [list(i.columns) for i in indexes.values() if i.unique and "hour" in i.columns] \
+        == [list(models.HOURLY_KEY)]
     assert _totals(HourlyUsage) == before
     per_account = {a or "": (HourlyUsage.select(pw.fn.SUM(HourlyUsage.output_tokens))
                              .where(HourlyUsage.account_id == (a or "")).scalar())
@@ -129,3 +131,50 @@ def test_bodies_are_compressed_with_lz4_on_postgresql(tmp_path):
         finally:
             database.close()
     assert dict(methods) == {"request_body": "l", "response_body": "l"}
+
+
+def _as_before_issue_11(database):
+    """Take this fresh database back to the schema before `_i11_request_traits`."""
+    for index in database.get_indexes("api_usage_hourly"):
+        if index.unique and "hour" in index.columns:
+            database.execute_sql(f'DROP INDEX "{index.name}"')
+    database.execute_sql("CREATE UNIQUE INDEX api_usage_hourly_hour_domain_model_request_type_account_id"
+                         " ON api_usage_hourly (hour, domain, model, request_type, account_id)")
+    for table, columns in (("api_requests", ("project", "git_branch", "developer", "subagent")),
+                           ("api_usage_hourly", ("project", "git_branch", "developer", "subagent",
+                                                 "session_id")),
+                           ("task_invocations", ("subagent_type",))):
+        for index in database.get_indexes(table):
+            if set(index.columns) & set(columns):
+                database.execute_sql(f'DROP INDEX "{index.name}"')
+        for column in columns:
+            database.execute_sql(f'ALTER TABLE {table} DROP COLUMN {column}')
+    SchemaVersion.delete().where(SchemaVersion.version == MIGRATIONS.index(
+        migrations._i11_request_traits) + 1).execute()
+
+
+def test_the_grouping_keys_are_added_to_an_existing_database(database):
+    _as_before_issue_11(database)
+    hour = datetime.datetime(2026, 11, 20, 9)
+    columns = ("hour", "domain", "model", "request_type", "account_id") + aggregates.SUM_COLUMNS
+    mark = "?" if isinstance(database, pw.SqliteDatabase) else "%s"
+    values = (hour, "a", "m", "inference", "") + tuple(3 if c == "requests" else 0
+                                                      for c in aggregates.SUM_COLUMNS)
+    database.execute_sql(f"INSERT INTO api_usage_hourly ({', '.join(columns)}) VALUES "
+                         f"({', '.join(mark for _ in columns)})", values)
+    assert migrate(database) == [len(MIGRATIONS)]
+    for table, column in (("api_requests", "project"), ("api_requests", "subagent"),
+                          ("api_usage_hourly", "session_id"), ("task_invocations", "subagent_type")):
+        assert column in {c.name for c in database.get_columns(table)}, (table, column)
+    keys = [list(i.columns) for i in database.get_indexes("api_usage_hourly")
+            if i.unique and "hour" in i.columns]
+    assert keys == [list(models.HOURLY_KEY)]
+    assert "api_requests_project_timestamp" in {i.name for i in database.get_indexes("api_requests")}
+    old = HourlyUsage.get()
+    assert (old.requests, old.project, old.session_id) == (3, "", "")  # an hour without the keys
+    row = {"timestamp": hour, "domain": "a", "model": "m", "request_type": "inference",
+           "project": "/p", "output_tokens": 5}
+    aggregates.add([row, dict(row)])
+    assert HourlyUsage.get(HourlyUsage.project == "/p").requests == 2
+    assert HourlyUsage.get(HourlyUsage.project == "").requests == 3
+    assert migrate(database) == []

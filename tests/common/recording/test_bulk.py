@@ -1,7 +1,7 @@
 """Multi-row INSERTs built once: the values peewee would store, conflicts as peewee handles them."""
 import datetime
 
-from common.models import ApiRequest, HourlyUsage, TaskInvocation
+from common.models import HOURLY_KEY, ApiRequest, HourlyUsage, TaskInvocation
 from common.recording import bulk
 
 T0 = datetime.datetime(2026, 11, 20, 9, 15, 30, 123456)
@@ -55,7 +55,8 @@ def test_ignore_skips_existing_keys_and_postgresql_returns_what_it_inserted(data
 
 def test_upsert_adds_the_summed_columns(database):
     hour = datetime.datetime(2026, 11, 20, 9)
-    key = {"hour": hour, "domain": "a", "model": "m", "request_type": "inference", "account_id": ""}
+    key = {**dict.fromkeys(HOURLY_KEY, ""), "hour": hour, "domain": "a", "model": "m",
+           "request_type": "inference"}
     for _ in range(3):
         bulk.insert(database, HourlyUsage, [dict(key, requests=2, cost_usd=0.5)],
                     upsert=(tuple(key), ("requests", "cost_usd")))
