@@ -137,13 +137,17 @@ def _update(row):
 
 
 def _prune(database, keys, newest):
-    """Keep HISTORY back from the batch's newest sample and at most MAX_SAMPLES rows a key."""
-    S.delete().where(S.key.in_(sorted(keys)), S.timestamp < newest - HISTORY).execute()
-    for key in sorted(keys):
-        # One statement: the subquery is NULL (nothing deleted) until a key has more rows.
-        cutoff = (S.select(S.timestamp).where(S.key == key).order_by(S.timestamp.desc())
-                  .offset(MAX_SAMPLES).limit(1))
-        S.delete().where(S.key == key, S.timestamp <= cutoff).execute()
+    """Keep HISTORY back from the batch's newest sample and at most MAX_SAMPLES rows a key:
+    one statement (a window function ranks each key's rows), so a batch's cost does not
+    grow with the keys it touched."""
+    keys = sorted(keys)
+    p = database.param
+    marks = ", ".join([p] * len(keys))
+    database.execute_sql(
+        f"DELETE FROM ratelimit_samples WHERE key IN ({marks}) AND (timestamp < {p} OR id IN ("
+        "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY key ORDER BY timestamp DESC, "
+        f"id DESC) AS n FROM ratelimit_samples WHERE key IN ({marks})) AS ranked WHERE n > {p}))",
+        [*keys, S.timestamp.db_value(newest - HISTORY), *keys, MAX_SAMPLES])
 
 
 def add(rows, database=None):

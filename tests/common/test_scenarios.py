@@ -119,7 +119,7 @@ def test_a_batch_takes_few_queries(database):
     finally:
         del database.execute_sql
     assert len(records) == 50
-    assert count["n"] <= 15, count["n"]
+    assert count["n"] <= 18, count["n"]  # 50 records; the rate-limit samples add three
     assert count["n"] >= 5  # the counter saw the queries
 
 
