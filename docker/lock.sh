@@ -19,10 +19,12 @@ export PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= PIP_DISABL
 "$tools/bin/pip" install --quiet --index-url "$INDEX" "$PIP_TOOLS"
 
 for service in proxy dashboard; do
+    # The proxy image carries OpenTelemetry export (the otel extra); the dashboard has none.
+    extra=; [ "$service" = proxy ] && extra="--extra otel"
     CUSTOM_COMPILE_COMMAND="make lock" "$tools/bin/pip-compile" --quiet \
         --index-url "$INDEX" --no-emit-index-url --no-emit-find-links \
         --generate-hashes --allow-unsafe --strip-extras --resolver=backtracking \
-        --extra "$service" \
+        --extra "$service" $extra \
         --output-file "docker/requirements-$service.txt" \
         pyproject.toml docker/build-requirements.in
 done

@@ -9,8 +9,9 @@ from tests.images import engine
 # The first test pays for the session's builds (stand-in bases, both images).
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-# Each image may add this much to its runtime base (the venv and the code).
-MAX_ADDED_BYTES = 40 * 1000 * 1000
+# Each image may add this much to its runtime base (the venv and the code); the proxy's
+# OpenTelemetry export (SDK, exporter, protobuf) takes about 10 MB of its share.
+MAX_ADDED_BYTES = {"proxy": 50 * 1000 * 1000, "dashboard": 40 * 1000 * 1000}
 
 
 def run(tag, *command):
@@ -34,11 +35,11 @@ def test_image_runs_as_uid_10001(images, service):
 
 
 @pytest.mark.parametrize("service", engine.SERVICES)
-def test_image_adds_at_most_40_mb_to_its_base(images, base_images, service):
+def test_image_stays_within_its_size_budget(images, base_images, service):
     added = int(engine.inspect(images[service], "{{.Size}}")) - int(
         engine.inspect(base_images[1], "{{.Size}}"))
     print(f"{service} image adds {added / 1e6:.1f} MB to its base")
-    assert 0 < added <= MAX_ADDED_BYTES, f"{service} adds {added / 1e6:.1f} MB"
+    assert 0 < added <= MAX_ADDED_BYTES[service], f"{service} adds {added / 1e6:.1f} MB"
 
 
 @pytest.mark.parametrize("service", engine.SERVICES)
@@ -53,6 +54,9 @@ def test_image_has_no_pip_and_no_compiler(images, service):
 def test_proxy_image_has_the_proxy_and_not_the_dashboard(images):
     tag = images["proxy"]
     assert run_python(tag, "import proxy, common, gevent, psycopg2, gunicorn") == 0
+    # OpenTelemetry export works from the image, not only from a bare-metal install.
+    assert run_python(tag, "import opentelemetry.sdk.trace, "
+                           "opentelemetry.exporter.otlp.proto.http.trace_exporter") == 0
     assert run_python(tag, "import dashboard") != 0
     assert run_python(tag, "import flask") != 0
 
