@@ -31,12 +31,16 @@ def _stored_features(row, stored, config):
     return found, False, False
 
 
-def _relink_batch(rows, config, cache=None):
-    """Relink one batch of rows (oldest first); return how many rows changed."""
+def _relink_batch(rows, config, cache=None, horizon=()):
+    """Relink one batch of rows (oldest first); return how many rows changed.
+
+    `horizon` is the (timestamp, id) of the last row relinked by earlier batches: only
+    rows up to it are consulted, so no link the table held before is ever reused.
+    """
     stored = bodies.load([row["request_id"] for row in rows], cache)
     prepared = [(row, *_stored_features(row, stored.get(row["request_id"]), config))
                 for row in rows]
-    index = LinkIndex()
+    index = LinkIndex(horizon=horizon)
     index.prefetch([(row, found) for row, found, *_ in prepared])
     changed, rebuilt = [], []
     for row, found, has_response, has_body in prepared:
@@ -66,7 +70,7 @@ def _relink_batch(rows, config, cache=None):
 def relink(database, config, batch_size=1000):
     """Rebuild every link in timestamp order; return (changed, linked, inference)."""
     changed = linked = total = 0
-    last, cache = None, bodies.PieceCache()
+    last, cache = (), bodies.PieceCache()
     while True:
         query = (ApiRequest.select(*_RELINK_FIELDS)
                  .order_by(ApiRequest.timestamp, ApiRequest.id).limit(batch_size))
@@ -76,7 +80,7 @@ def relink(database, config, batch_size=1000):
         if not rows:
             return changed, linked, total
         with _transaction(database):
-            changed += _relink_batch(rows, config, cache)
+            changed += _relink_batch(rows, config, cache, last)
         inference = [r for r in rows if r["request_type"] == "inference"]
         total += len(inference)
         linked += sum(1 for r in inference if r["parent_request_id"])
