@@ -63,11 +63,11 @@ def test_five_minute_one_hour_and_reads_to_the_cent():
                                          "cache_write_5m": 0.3125, "cache_write_1h": 2.0})
 
 
-def test_unknown_model_costs_nothing_and_is_flagged():
+def test_unknown_model_is_unpriced_not_free():
     price = PRICES.price("gpt-4o", _usage(1000, 1000))
-    assert (price.usd, price.known, price.priced_as) == (0.0, False, None)
+    assert (price.usd, price.known, price.priced_as) == (None, False, None)
     assert not PRICES.price("claude-opus-4-9", _usage(1000)).known  # a new version is not 4
-    assert PRICES.cost(None, None) == 0.0
+    assert PRICES.cost(None, None) is None
 
 
 @pytest.mark.parametrize("model, row", [
@@ -95,7 +95,8 @@ def test_normalise_model_strips_every_suffix():
            st.one_of(st.none(), st.integers(-10, 10**7), st.text(max_size=3), st.floats(),
                      st.dictionaries(st.text(max_size=30), st.integers(-5, 10**6))))))
 def test_pricing_never_raises_and_is_never_negative(model, usage):
-    assert PRICES.cost(model, usage) >= 0.0
+    cost = PRICES.cost(model, usage)
+    assert cost is None if PRICES.lookup(model)[1] is None else cost >= 0.0
 
 
 def test_usage_counts_prefers_the_split():
