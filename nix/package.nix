@@ -21,6 +21,8 @@ let
       py.gevent
       py.packaging
       py.psycopg2
+      py.requests
+      py.urllib3
     ];
     dashboard = [
       py.flask
@@ -50,8 +52,6 @@ py.buildPythonPackage {
   build-system = [ py.setuptools ];
   dependencies = [
     py.peewee
-    py.requests
-    py.urllib3
     py.zstandard
   ] ++ lib.concatMap (name: serviceDeps.${name}) services;
 
