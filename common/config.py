@@ -75,7 +75,8 @@ SETTINGS = (
     _s("PORT", "port", None, _optional,
        "Listen port; unset means 3000 for the proxy and 3001 for the dashboard."),
     _s("CREDENTIALS_DIR", "credentials_dir", "credentials", str,
-       "Directory of <domain>.credentials.json files (Claude Nexus format)."),
+       "Directory of <domain>.credentials.json files (Claude Nexus format and names: for "
+       "localhost and IP hosts <host>:<port>.credentials.json first, then without the port)."),
     _s("ENABLE_CLIENT_AUTH", "client_auth", "false", _bool,
        "true: every /v1/* call needs a client key (Authorization: Bearer or x-api-key)."),
     _s("DASHBOARD_API_KEY", "dashboard_api_key", None, _optional,

@@ -15,6 +15,7 @@ The format is Claude Nexus's, so that its credential directories work unchanged:
 error messages name fields, never values.
 """
 import datetime
+import ipaddress
 import json
 import os
 import re
@@ -74,6 +75,42 @@ def check_domain(domain):
         # '/', '\\', NUL and control characters all fail the pattern
         raise ValueError("host has characters a domain cannot have")
     return lowered
+
+
+def _split_port(host):
+    """(host name, port or None) of a Host header value; IPv6 literals keep their brackets."""
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return name + "]", port or None
+    if host.count(":") == 1:
+        name, port = host.split(":")
+        return name, port or None
+    return host, None
+
+
+def keeps_port(name):
+    """True for `localhost` and IP literals: Claude Nexus names their files with the port."""
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def file_domains(host):
+    """The names a request's credential file may have, in the order they are tried.
+
+    Claude Nexus keeps the port for `localhost` and IP hosts (its README has users
+    create `localhost:3000.credentials.json`) and drops it for other hosts; the name
+    without the port is tried second, so files named either way work.
+    """
+    name, port = _split_port((host or "").strip().lower())
+    if port and keeps_port(name):
+        return [f"{name}:{port}", name]
+    return [name]
 
 
 def credential_path(credentials_dir, domain):

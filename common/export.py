@@ -53,12 +53,14 @@ def _plain(value):
 
 
 def write_csv(out, records):
-    """CSV with a header row; booleans as true/false, empty cells for nulls."""
+    """CSV with a header row; booleans as true/false, empty cells for nulls, and
+    `unpriced` for the cost of a request whose model has no known price."""
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for row in records:
-        writer.writerow(["true" if v is True else "false" if v is False else
-                         "" if v is None else _plain(v) for v in row.values()])
+        writer.writerow(["unpriced" if k == "cost_usd" and v is None else
+                         "true" if v is True else "false" if v is False else
+                         "" if v is None else _plain(v) for k, v in row.items()])
 
 
 def write_jsonl(out, records):

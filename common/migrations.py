@@ -8,6 +8,7 @@ that a half-applied one can be run again: add a column with
 `add_column_if_missing`, which looks before it adds.
 """
 import logging
+import re
 from contextlib import contextmanager
 
 import peewee as pw
@@ -131,6 +132,36 @@ def _i11_request_traits(db):
                        f"api_usage_hourly ({', '.join(HOURLY_KEY)})")
 
 
+_HISTOGRAM_COLUMN = re.compile(r"^(latency|ttft)_le_(\d+)$")
+
+
+def _i14_unpriced_and_fine_latency_buckets(db):
+    # Log-spaced histogram bounds (ADR 0140): percentiles within 5 % of the exact ones,
+    # where the old ten buckets were off by a factor of two. And `unpriced`, the count
+    # of requests whose cost is null. Counts of old buckets move to the new bucket that
+    # holds their bound (hours retention has thinned keep them so), then every hour raw
+    # rows still cover is rebuilt from the rows.
+    # A model without a price stores cost_usd null ("unpriced", CONTRACT), not 0. On
+    # SQLite, dropping NOT NULL copies the table once (ALTER TABLE cannot do it before 3.53).
+    from .models import histogram_columns
+    from .recording import aggregates
+    if not {c.name: c for c in db.get_columns("api_requests")}["cost_usd"].null:
+        migrator = (PostgresqlMigrator if isinstance(db, pw.PostgresqlDatabase) else SqliteMigrator)(db)
+        _apply(migrator.drop_not_null("api_requests", "cost_usd"))
+    table = "api_usage_hourly"
+    wanted = set(histogram_columns("latency") + histogram_columns("ttft"))
+    for name in ["unpriced"] + histogram_columns("latency") + histogram_columns("ttft"):
+        add_integer_column_if_missing(db, table, name)
+    for column in [c.name for c in db.get_columns(table)]:
+        match = _HISTOGRAM_COLUMN.match(column)
+        if not match or column in wanted:
+            continue
+        into = aggregates.bucket_column(match[1], int(match[2]))
+        db.execute_sql(f'UPDATE {table} SET "{into}" = "{into}" + "{column}"')
+        db.execute_sql(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    aggregates.rebuild_aggregates(db)
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
@@ -140,7 +171,18 @@ MIGRATIONS = (
     _i12a_alert_state,
     _i11l_ratelimit_samples,
     _i11_request_traits,
+    _i14_unpriced_and_fine_latency_buckets,
 )
+
+
+def add_integer_column_if_missing(db, table, name):
+    """Add an integer column `name`, NOT NULL DEFAULT 0, unless it is there already.
+
+    One plain ALTER TABLE on both databases (peewee's SQLite migrator copies the table
+    to add NOT NULL, once per column)."""
+    if name in {c.name for c in db.get_columns(table)}:
+        return
+    db.execute_sql(f'ALTER TABLE {table} ADD COLUMN "{name}" INTEGER NOT NULL DEFAULT 0')
 
 
 def add_column_if_missing(db, table, name, field):

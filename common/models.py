@@ -40,7 +40,7 @@ class ApiRequest(BaseModel):
     cache_creation_input_tokens = pw.IntegerField(default=0)
     cache_read_input_tokens = pw.IntegerField(default=0)
     usage_data = pw.TextField(null=True)
-    cost_usd = pw.DoubleField(default=0.0)
+    cost_usd = pw.DoubleField(null=True, default=0.0)  # null: the model has no known price
     duration_ms = pw.DoubleField(null=True)
     first_token_ms = pw.DoubleField(null=True)
     error = pw.TextField(null=True)
@@ -176,7 +176,18 @@ class TaskInvocation(BaseModel):
 # The key of an hourly aggregate row: one row per hour and each combination of these.
 HOURLY_KEY = ("hour", "domain", "model", "request_type", "account_id", "project", "git_branch",
               "developer", "subagent", "session_id")
-LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
+
+
+def _log_bounds(last=600_000, ratio=1.1):
+    """Whole-millisecond bounds, 1 ms apart up to 10 ms, then each about `ratio` times
+    the last: a bucket's geometric middle is then within 5 % of any value in it (ADR 0140)."""
+    bounds = [1]
+    while bounds[-1] < last:
+        bounds.append(max(int(bounds[-1] * ratio), bounds[-1] + 1))
+    return tuple(bounds)
+
+
+LATENCY_BUCKETS_MS = _log_bounds()
 
 
 class HourlyUsage(BaseModel):
@@ -203,7 +214,8 @@ class HourlyUsage(BaseModel):
     output_tokens = pw.BigIntegerField(default=0)
     cache_creation_input_tokens = pw.BigIntegerField(default=0)
     cache_read_input_tokens = pw.BigIntegerField(default=0)
-    cost_usd = pw.DoubleField(default=0.0)
+    cost_usd = pw.DoubleField(default=0.0)  # the priced requests' cost
+    unpriced = pw.IntegerField(default=0)  # requests whose cost_usd is null (model without a price)
     duration_ms_sum = pw.DoubleField(default=0.0)
 
     class Meta:

@@ -2,7 +2,9 @@
 
 Prices are USD per million tokens: input, output, cache_read, cache_write_5m,
 cache_write_1h. A file named by NEXUS_PRICING_FILE is laid over the built-in table,
-field by field. An unknown model costs 0 and is flagged; pricing never raises.
+field by field. A model with no row is *unpriced*: its cost is None, never a made-up 0
+(stored as a null `cost_usd`; `nexus reprice` fills it once a price is added). Pricing
+never raises.
 """
 import json
 import re
@@ -18,8 +20,9 @@ _PLATFORM_PREFIX = re.compile(r"^(?:[a-z]{2,4}\.)?anthropic\.")
 
 @dataclass(frozen=True)
 class Cost:
-    """A priced request: `usd`, the table row used (`priced_as`), and whether one was found."""
-    usd: float
+    """A priced request: `usd` (None when unpriced), the table row used (`priced_as`),
+    and whether one was found."""
+    usd: float | None
     priced_as: str | None
     known: bool
     parts: dict = field(default_factory=dict)
@@ -93,7 +96,7 @@ class Prices:
         """The `Cost` of one request with this usage."""
         name, row = self.lookup(model)
         if row is None:
-            return Cost(0.0, None, False)
+            return Cost(None, None, False)
         counts = usage_counts(usage)
         rates = _rates_for(row, counts)
         parts = {rate: counts[rate] * rates[rate] / _MILLION for rate in RATES}
@@ -105,7 +108,7 @@ class Prices:
                     {k: float(v) for k, v in parts.items()})
 
     def cost(self, model, usage):
-        """USD for one request; 0.0 for an unknown model or missing usage."""
+        """USD for one request; None for a model without a price."""
         return self.price(model, usage).usd
 
 

@@ -45,10 +45,13 @@ def csv_chunks(rows, columns):
     writer.writerow(columns)
     normalise = _normaliser(columns)
     bools = [columns.index(c) for c in BOOL_COLUMNS if c in columns]
+    cost = columns.index("cost_usd") if "cost_usd" in columns else None
     for n, row in enumerate(rows, start=1):
         row = normalise(row)
         for index in bools:
             row[index] = _csv_cell(row[index])
+        if cost is not None and row[cost] is None:
+            row[cost] = "unpriced"  # no known price: not free (an empty cell reads as 0)
         writer.writerow(row)
         if n % 1000 == 0:
             yield buffer.getvalue()

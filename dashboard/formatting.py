@@ -17,8 +17,11 @@ def fmt_tokens(value):
 
 
 def fmt_cost(value):
-    """Dollars with cents, and more digits below a cent."""
-    value = float(value or 0)
+    """Dollars with cents, and more digits below a cent; None is a request whose model
+    has no known price ("unpriced"), never $0."""
+    if value is None:
+        return "unpriced"
+    value = float(value)
     return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
 
 

@@ -25,6 +25,9 @@ let
       # OTEL_* says where to); no size budget holds the Nix image, so it is always in
       py.opentelemetry-sdk
       py.opentelemetry-exporter-otlp-proto-http
+      # urllib3 (the upstream pool) and requests (Slack, alerts, OAuth refresh): the proxy's alone
+      py.requests
+      py.urllib3
     ];
     dashboard = [
       py.flask
@@ -54,8 +57,6 @@ py.buildPythonPackage {
   build-system = [ py.setuptools ];
   dependencies = [
     py.peewee
-    py.requests
-    py.urllib3
   ] ++ lib.optionals (py.pythonOlder "3.14") [
     py.backports-zstd
   ] ++ lib.concatMap (name: serviceDeps.${name}) services;

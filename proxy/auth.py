@@ -119,7 +119,7 @@ class Authenticator:
             domain = credentials.check_domain(domain)
         except ValueError as exc:
             raise AuthError(400, "invalid_request_error", f"invalid Host header: {exc}") from None
-        cred = self.credential(domain)
+        cred, name = self._find(domain, headers.get("host"))
         client_key_id = None
         if self.client_auth:
             if cred is None:
@@ -129,9 +129,23 @@ class Authenticator:
             secret = presented_secret(headers)
             return Grant(auth_hash=hash_secret(secret) if secret else None,
                          slack_webhook=self.global_slack)
-        return self._credential_grant(domain, headers, cred, client_key_id)
+        return self._credential_grant(name, headers, cred, client_key_id)
 
     # -- credential files ------------------------------------------------------------
+
+    def _find(self, domain, host):
+        """(credential, file name it came from): `localhost:3000` before `localhost`."""
+        names = credentials.file_domains(host) if host else [domain]
+        if names[-1] != domain:  # a Host that is not the request's domain: trust the domain
+            names = [domain]
+        for name in names:
+            try:
+                cred = self.credential(credentials.check_domain(name))
+            except ValueError:
+                continue  # a port that cannot be part of a file name; the bare name follows
+            if cred is not None:
+                return cred, name
+        return None, domain
 
     def credential(self, domain):
         """The parsed credential file of a checked `domain`, or None; re-read when it changes."""

@@ -6,6 +6,9 @@ that concurrent workers can never let more than the limit through and refused
 requests are not counted. Daily budget: the key's spend today, summed from
 `api_requests.cost_usd`, cached for a few seconds (records land asynchronously,
 so the budget can be overrun by the requests in flight; see docs/security.md).
+A key with a budget that made an unpriced request today (a null `cost_usd`: its model
+has no price) is refused until a price is added and `nexus reprice` fills the cost: its
+spend cannot be shown to fit the budget (docs/pricing.md).
 """
 import datetime
 import logging
@@ -71,9 +74,14 @@ class Limiter:
         db = UsageWindow._meta.database
         with connected(db):
             if daily_budget_usd is not None:
-                spent = self._spent_today(key_id, now)
+                spent, unpriced = self._spent_today(key_id, now)
+                midnight = datetime.datetime.combine(now.date(), datetime.time()) + datetime.timedelta(days=1)
+                if unpriced:
+                    raise LimitExceeded(
+                        f"client key {key_id} has a daily budget and {unpriced} request(s) today "
+                        "to a model without a known price; add its price (NEXUS_PRICING_FILE) "
+                        "and run `nexus reprice`", (midnight - now).total_seconds())
                 if spent >= daily_budget_usd:
-                    midnight = datetime.datetime.combine(now.date(), datetime.time()) + datetime.timedelta(days=1)
                     raise LimitExceeded(
                         f"client key {key_id} has used its daily budget of ${daily_budget_usd:.2f}",
                         (midnight - now).total_seconds())
@@ -86,11 +94,15 @@ class Limiter:
         if cached and time.monotonic() - cached[0] < BUDGET_TTL_S:
             return cached[1]
         midnight = datetime.datetime.combine(now.date(), datetime.time())
-        spent = (ApiRequest.select(pw.fn.COALESCE(pw.fn.SUM(ApiRequest.cost_usd), 0))
-                 .where((ApiRequest.client_key_id == key_id) & (ApiRequest.timestamp >= midnight))
-                 .scalar()) or 0.0
-        self._spend[key_id] = (time.monotonic(), float(spent))
-        return float(spent)
+        unpriced = pw.fn.SUM(pw.Case(None, [(ApiRequest.cost_usd.is_null(), 1)], 0))
+        spent, unpriced = (ApiRequest.select(pw.fn.COALESCE(pw.fn.SUM(ApiRequest.cost_usd), 0),
+                                             pw.fn.COALESCE(unpriced, 0))
+                           .where((ApiRequest.client_key_id == key_id)
+                                  & (ApiRequest.timestamp >= midnight))
+                           .tuples().get())
+        result = (float(spent or 0.0), int(unpriced or 0))
+        self._spend[key_id] = (time.monotonic(), result)
+        return result
 
     def _count(self, key_id, limit, now):
         start = now.replace(second=0, microsecond=0)

@@ -77,7 +77,8 @@ def raw_target(environ):
 
 
 def host_domain(host):
-    """The Host header without its port."""
+    """The Host header without its port, lower-cased (host names are case-insensitive)."""
+    host = host.lower()
     if host.startswith("["):
         return host.partition("]")[0] + "]"
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

@@ -6,8 +6,12 @@ are part of the key so that /api/usage sums hours, not rows; '' stands for none.
 Charts read these instead of raw rows, and they outlive `nexus retention`.
 Latency and time to first token are histograms: `<prefix>_le_<ms>` counts the
 requests above the previous bound and at most `<ms>`; `<prefix>_inf` the rest.
-Buckets are not cumulative, so that a sum over hours is a sum of columns.
+Buckets are not cumulative, so that a sum over hours is a sum of columns. The bounds
+are log-spaced (`common.models.LATENCY_BUCKETS_MS`, ADR 0140), so that a percentile
+read from them is within 5 % of the exact one. `cost_usd` sums the priced requests;
+`unpriced` counts those whose model had no price (their `cost_usd` is null).
 """
+import math
 import datetime
 
 import peewee as pw
@@ -20,7 +24,7 @@ KEY = HOURLY_KEY
 ROW_KEY = KEY[1:]
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_read_input_tokens")
-SUM_COLUMNS = (("requests", "errors") + TOKEN_COLUMNS + ("cost_usd", "duration_ms_sum")
+SUM_COLUMNS = (("requests", "errors") + TOKEN_COLUMNS + ("cost_usd", "unpriced", "duration_ms_sum")
                + tuple(histogram_columns("latency")) + tuple(histogram_columns("ttft")))
 
 
@@ -42,12 +46,13 @@ def is_error(row):
     return bool(row.get("error")) or (row.get("response_status") or 0) >= 400
 
 
-def increments(row):
-    """(key, {column: increment}) of one api_requests row (a dict)."""
+def _increments(row):
+    """(key, {column: increment}) of one row, naming only the columns it adds to: a row
+    touches a dozen of the some 280 columns."""
     key = (hour_of(row["timestamp"]), *(row.get(name) or "" for name in ROW_KEY))
-    inc = dict.fromkeys(SUM_COLUMNS, 0)
-    inc.update(requests=1, errors=int(is_error(row)), cost_usd=row.get("cost_usd") or 0.0,
-               duration_ms_sum=row.get("duration_ms") or 0.0)
+    inc = {"requests": 1, "errors": int(is_error(row)), "cost_usd": row.get("cost_usd") or 0.0,
+           "unpriced": int(row.get("cost_usd") is None),
+           "duration_ms_sum": row.get("duration_ms") or 0.0}
     for name in TOKEN_COLUMNS:
         inc[name] = row.get(name) or 0
     if row.get("duration_ms") is not None:
@@ -57,20 +62,29 @@ def increments(row):
     return key, inc
 
 
+def increments(row):
+    """(key, {column: increment}) of one api_requests row (a dict), every column named."""
+    key, inc = _increments(row)
+    return key, {**dict.fromkeys(SUM_COLUMNS, 0), **inc}
+
+
 def add(rows, database=None):
     """Add rows (dicts) to their hours: one upsert per touched key (KEY), in statements
     of up to 100 keys."""
     totals = {}
     for row in rows:
-        key, inc = increments(row)
-        if key in totals:
-            for name, value in inc.items():
-                totals[key][name] += value
-        else:
-            totals[key] = inc
+        key, inc = _increments(row)
+        target = totals.get(key)
+        if target is None:
+            target = totals[key] = dict.fromkeys(SUM_COLUMNS, 0)
+        for name, value in inc.items():
+            target[name] += value
     values = [dict(zip(KEY, key), **inc) for key, inc in totals.items()]
+    # Up to 100 keys a statement, fewer when the columns would pass SQLite's 32,766
+    # parameters (there are some 280 columns with the histograms).
+    chunk = max(1, min(100, 20_000 // (len(KEY) + len(SUM_COLUMNS))))
     bulk.insert(database or HourlyUsage._meta.database, HourlyUsage, values,
-                upsert=(KEY, SUM_COLUMNS), chunk=100)
+                upsert=(KEY, SUM_COLUMNS), chunk=chunk)
 
 
 def _hour_expression(database):
@@ -127,7 +141,8 @@ def rebuild(database, since=None, key=KEY):
         pw.fn.COUNT(ApiRequest.id).alias("requests"),
         _count_if((ApiRequest.response_status >= 400) | ApiRequest.error.is_null(False)).alias("errors"),
         *[pw.fn.SUM(getattr(ApiRequest, c)).alias(c) for c in TOKEN_COLUMNS],
-        pw.fn.SUM(ApiRequest.cost_usd).alias("cost_usd"),
+        pw.fn.COALESCE(pw.fn.SUM(ApiRequest.cost_usd), 0).alias("cost_usd"),
+        _count_if(ApiRequest.cost_usd.is_null()).alias("unpriced"),
         pw.fn.COALESCE(pw.fn.SUM(ApiRequest.duration_ms), 0).alias("duration_ms_sum"),
         *_histogram_sums("latency", ApiRequest.duration_ms),
         *_histogram_sums("ttft", ApiRequest.first_token_ms))
@@ -146,19 +161,26 @@ def histogram(row, prefix):
 
 
 def percentile_from_histogram(counts, q):
-    """The q-quantile (0 <= q <= 1) in ms, interpolated inside its bucket; None if empty.
-
-    A quantile that falls in the open last bucket is reported as the last bound.
+    """The q-quantile (0 <= q <= 1) in ms, or None if empty: the geometric middle of the
+    bucket that holds it, within 5 % of any value in the bucket above 10 ms (and half a
+    millisecond below). One in the open last bucket is reported as the last bound.
     """
     if not 0 <= q <= 1:
         raise ValueError(f"q must be between 0 and 1, got {q}")
     total = sum(counts)
     if not total:
         return None
-    target, seen, lower = q * total, 0, 0.0
+    # The rank of the quantile, as the nearest-rank definition counts it.
+    target, seen, lower = max(1, math.ceil(q * total)), 0, 0.0
     for bound, count in zip(LATENCY_BUCKETS_MS, counts):
         if count and seen + count >= target:
-            return lower + (bound - lower) * (target - seen) / count
+            return math.sqrt(lower * bound) if lower else bound / 2
         seen += count
         lower = float(bound)
     return float(LATENCY_BUCKETS_MS[-1])
+
+
+def rebuild_aggregates(database):
+    """Recompute every hour the raw rows still cover, for a migration that changes the
+    aggregates' columns or key (each such migration calls this once, last)."""
+    return rebuild(database)

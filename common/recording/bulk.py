@@ -63,8 +63,9 @@ def insert(database, model, rows, ignore=False, upsert=None, returning=None, chu
     fields = model._meta.fields
     columns = tuple(rows[0])
     # Fields the rows leave out take their Python-side defaults, as with peewee's insert_many.
+    given = set(columns)
     defaults = {name: f.default for name, f in fields.items()
-                if name not in columns and f.default is not None}
+                if name not in given and f.default is not None}
     if defaults:
         rows = [dict(row, **{n: d() if callable(d) else d for n, d in defaults.items()})
                 for row in rows]

@@ -9,6 +9,8 @@ import datetime
 from collections import defaultdict
 
 from .. import traits
+import peewee as pw
+
 from ..models import ApiRequest, TaskInvocation
 from . import linking
 from .rows import COMPACTION_TOOL_ID
@@ -22,7 +24,7 @@ SESSION_WINDOW = datetime.timedelta(hours=24)
 _SIDE_BRANCHES = ("subtask_", "compact_")
 _CHUNK = 500
 
-_FIELDS = (ApiRequest.request_id, ApiRequest.domain, ApiRequest.timestamp,
+_FIELDS = (ApiRequest.id, ApiRequest.request_id, ApiRequest.domain, ApiRequest.timestamp,
            ApiRequest.conversation_id, ApiRequest.branch_id, ApiRequest.parent_request_id,
            ApiRequest.is_subtask, ApiRequest.parent_task_request_id,
            ApiRequest.current_message_hash, ApiRequest.session_id, ApiRequest.system_hash,
@@ -46,10 +48,14 @@ def _ok(row):
 class LinkIndex:
     """Earlier rows by message hash, by parent, and Task calls by prompt hash."""
 
-    def __init__(self, stored=True):
+    def __init__(self, stored=True, horizon=None):
         # stored=False: link against the rows added here only (bench.seed links a whole
         # synthetic day in memory, with the same rules, before inserting it).
+        # horizon: relink's (timestamp, id) of the last row it has relinked; a stored row
+        # past it still holds the links relink is replacing, so it is not consulted (a
+        # stale parent would hand its old conversation to its child). () means none yet.
         self._stored = stored
+        self._horizon = horizon
         self._rows = {}
         self._by_hash = defaultdict(list)
         self._children = defaultdict(list)
@@ -83,8 +89,16 @@ class LinkIndex:
         for tool_use_id, kind in found.subagent_types.items():
             self._types[(row["request_id"], tool_use_id)] = kind
 
+    def _visible(self, query):
+        """The query limited to stored rows whose links can be trusted."""
+        if self._horizon is None:
+            return query
+        if not self._horizon:
+            return query.where(False)
+        return query.where(pw.Tuple(ApiRequest.timestamp, ApiRequest.id) <= pw.Tuple(*self._horizon))
+
     def _fetch(self, *conditions):
-        query = ApiRequest.select(*_FIELDS)
+        query = self._visible(ApiRequest.select(*_FIELDS))
         for condition in conditions:
             query = query.where(condition)
         for row in query.dicts():
@@ -183,7 +197,7 @@ class LinkIndex:
                     and (not system_hash or r.get("system_hash") == system_hash)
                     and (subtasks or not r.get("is_subtask")))
 
-        query = (ApiRequest.select(*_FIELDS)
+        query = (self._visible(ApiRequest.select(*_FIELDS))
                  .where(ApiRequest.session_id == row["session_id"],
                         ApiRequest.timestamp <= row["timestamp"],
                         ApiRequest.timestamp >= row["timestamp"] - SESSION_WINDOW,

@@ -43,14 +43,18 @@ def _stored_features(row, stored, config):
     return found, False, False
 
 
-def _relink_batch(rows, config, cache=None):
-    """Relink one batch of rows (oldest first); return the rows that changed."""
+def _relink_batch(rows, config, cache=None, horizon=()):
+    """Relink one batch of rows (oldest first); return the rows that changed.
+
+    `horizon` is the (timestamp, id) of the last row relinked by earlier batches: only
+    rows up to it are consulted, so no link the table held before is ever reused.
+    """
     stored = bodies.load([row["request_id"] for row in rows], cache)
     before = [{k: row[k] for k in LINK_COLUMNS + TRAIT_COLUMNS} for row in rows]
     prepared = [(row, *_stored_features(row, stored.get(row["request_id"]), config))
                 for row in rows]
     name_developers(rows)
-    index = LinkIndex()
+    index = LinkIndex(horizon=horizon)
     index.prefetch([(row, found) for row, found, *_ in prepared])
     changed, rebuilt = [], []
     for (row, found, has_response, has_body), old in zip(prepared, before):
@@ -86,7 +90,7 @@ def relink(database, config, batch_size=1000):
     """Rebuild every link and grouping key in timestamp order, then the aggregates of the
     hours that changed; return (changed, linked, inference)."""
     changed = linked = total = 0
-    last, cache, first_changed = None, bodies.PieceCache(), None
+    last, cache, first_changed = (), bodies.PieceCache(), None
     while True:
         query = (ApiRequest.select(*_RELINK_FIELDS)
                  .order_by(ApiRequest.timestamp, ApiRequest.id).limit(batch_size))
@@ -98,7 +102,7 @@ def relink(database, config, batch_size=1000):
                 aggregates.rebuild(database, since=first_changed)
             return changed, linked, total
         with _transaction(database):
-            done = _relink_batch(rows, config, cache)
+            done = _relink_batch(rows, config, cache, last)
         changed += len(done)
         if done and first_changed is None:
             first_changed = min(row["timestamp"] for row in done)

@@ -1,10 +1,20 @@
-"""`nexus reprice`: recompute costs from the stored usage with the current price table."""
+"""`nexus reprice`: recompute costs from the stored usage with the current price table.
+
+Unpriced rows (a null `cost_usd`: no price was known for their model) get a cost once
+NEXUS_PRICING_FILE names one; a row whose model lost its price becomes unpriced again.
+"""
 import sys
 
 from ..models import ApiRequest
 from . import aggregates
 from .rows import parse_json
 from .store import _transaction
+
+
+def _differs(new, old):
+    if new is None or old is None:
+        return (new is None) != (old is None)
+    return abs(new - old) > 1e-12
 
 
 def reprice(database, prices, since=None, batch_size=1000):
@@ -23,7 +33,7 @@ def reprice(database, prices, since=None, batch_size=1000):
         for row in rows:
             usage = parse_json(row.usage_data)
             cost = prices.cost(row.model, usage) if usage and row.model else 0.0
-            if abs(cost - (row.cost_usd or 0.0)) > 1e-12:
+            if _differs(cost, row.cost_usd):
                 row.cost_usd = cost
                 updates.append(row)
         with _transaction(database):

@@ -17,7 +17,7 @@ from ..histogram import summarise
 
 H = HourlyUsage
 SUMS = ("requests", "errors", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-        "cache_read_input_tokens", "cost_usd", "duration_ms_sum")
+        "cache_read_input_tokens", "cost_usd", "unpriced", "duration_ms_sum")
 HISTOGRAMS = tuple(histogram_columns("latency") + histogram_columns("ttft"))
 
 

@@ -133,3 +133,16 @@ def test_check_of_one_good_domain_succeeds(tmp_path, capsys):
     assert _check(tmp_path, capsys, "ok.example")[0] == 0
     assert _check(tmp_path, capsys, "missing.example")[0] == 1
     assert _check(tmp_path, capsys, "../etc")[0] == 2
+
+
+@pytest.mark.parametrize("host, names", [
+    ("localhost:3000", ["localhost:3000", "localhost"]),
+    ("LocalHost:3000", ["localhost:3000", "localhost"]),
+    ("127.0.0.1:8080", ["127.0.0.1:8080", "127.0.0.1"]),
+    ("[::1]:3000", ["[::1]:3000", "[::1]"]),
+    ("localhost", ["localhost"]),
+    ("team.example:3000", ["team.example"]),
+    ("Team.Example", ["team.example"]),
+])
+def test_credential_file_names_follow_claude_nexus(host, names):
+    assert credentials.file_domains(host) == names

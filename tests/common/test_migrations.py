@@ -4,6 +4,8 @@ import multiprocessing
 
 import peewee as pw
 import pytest
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
+from playhouse.migrate import migrate as apply_migrations
 
 from common.recording import aggregates
 from common import db as nexus_db
@@ -72,7 +74,7 @@ def _old_rows():
 
 def _totals(model):
     columns = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_input_tokens",
-               "cost_usd", "latency_le_250")
+               "cost_usd", aggregates.bucket_column("latency", 250))
     query = model.select(model.hour, *[pw.fn.SUM(getattr(model, c)).alias(c) for c in columns])
     return {str(r["hour"])[:19]: tuple(round(float(r[c]), 6) for c in columns)
             for r in query.group_by(model.hour).dicts()}
@@ -162,7 +164,7 @@ def test_the_grouping_keys_are_added_to_an_existing_database(database):
                                                       for c in aggregates.SUM_COLUMNS)
     database.execute_sql(f"INSERT INTO api_usage_hourly ({', '.join(columns)}) VALUES "
                          f"({', '.join(mark for _ in columns)})", values)
-    assert migrate(database) == [len(MIGRATIONS)]
+    assert migrate(database) == [MIGRATIONS.index(migrations._i11_request_traits) + 1]
     for table, column in (("api_requests", "project"), ("api_requests", "subagent"),
                           ("api_usage_hourly", "session_id"), ("task_invocations", "subagent_type")):
         assert column in {c.name for c in database.get_columns(table)}, (table, column)
@@ -177,4 +179,58 @@ def test_the_grouping_keys_are_added_to_an_existing_database(database):
     aggregates.add([row, dict(row)])
     assert HourlyUsage.get(HourlyUsage.project == "/p").requests == 2
     assert HourlyUsage.get(HourlyUsage.project == "").requests == 3
+    assert migrate(database) == []
+
+
+_OLD_BOUNDS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
+
+
+def test_old_latency_buckets_become_fine_ones_rebuilt_from_the_rows(database):
+    """A database with the ten old buckets: the hours raw rows cover are rebuilt (their
+    percentiles now within 5 %), an hour retention emptied keeps its counts, moved into
+    the new bucket holding each old bound, and `unpriced` counts null costs."""
+    version = MIGRATIONS.index(migrations._i14_unpriced_and_fine_latency_buckets) + 1
+    new = [c for c in models.histogram_columns("latency") + models.histogram_columns("ttft")
+           if not c.endswith("_inf")] + ["unpriced"]
+    for column in new:
+        database.execute_sql(f'ALTER TABLE api_usage_hourly DROP COLUMN "{column}"')
+    for prefix in ("latency", "ttft"):
+        for bound in _OLD_BOUNDS:
+            migrations.add_integer_column_if_missing(database, "api_usage_hourly",
+                                                     f"{prefix}_le_{bound}")
+    migrator = (PostgresqlMigrator if isinstance(database, pw.PostgresqlDatabase)
+                else SqliteMigrator)(database)
+    apply_migrations(migrator.add_not_null("api_requests", "cost_usd"))  # as before
+    SchemaVersion.delete().where(SchemaVersion.version >= version).execute()
+    hour = datetime.datetime(2026, 11, 20, 9)
+    rows = [{"request_id": f"00000000-0000-4000-8000-{n:012d}", "domain": "a.example",
+             "timestamp": hour + datetime.timedelta(minutes=n), "method": "POST",
+             "path": "/v1/messages", "model": "claude-sonnet-4-5", "request_type": "inference",
+             "response_status": 200, "cost_usd": 0.01,
+             "duration_ms": 34.0 if n < 30 else 280.0, "first_token_ms": 20.0}
+            for n in range(40)]
+    ApiRequest.insert_many(rows).execute()
+    pruned = hour - datetime.timedelta(hours=5)  # its rows are gone, its sums stay
+    database.execute_sql(
+        'INSERT INTO api_usage_hourly (hour, domain, model, request_type, account_id, requests, '
+        'errors, input_tokens, output_tokens, cache_creation_input_tokens, '
+        'cache_read_input_tokens, cost_usd, duration_ms_sum, "latency_le_100", "latency_le_250", '
+        '"ttft_le_100", latency_inf, ttft_inf) VALUES (?, ?, ?, ?, ?, 3, 0, 0, 0, 0, 0, 0.5, 400, 2, 1, 3, 0, 0)'.replace(
+            "?", "%s" if isinstance(database, pw.PostgresqlDatabase) else "?"),
+        (pruned, "a.example", "claude-sonnet-4-5", "inference", ""))
+    assert migrate(database) == list(range(version, len(MIGRATIONS) + 1))
+    columns = {c.name for c in database.get_columns("api_usage_hourly")}
+    assert "latency_le_250" not in columns and set(new) <= columns
+    old = HourlyUsage.get(HourlyUsage.hour == pruned)
+    assert old.requests == 3 and sum(aggregates.histogram(old, "latency")) == 3
+    assert getattr(old, aggregates.bucket_column("latency", 100)) == 2
+    assert getattr(old, aggregates.bucket_column("ttft", 100)) == 3
+    # cost_usd may now be null: an unpriced request, counted apart in the aggregates
+    ApiRequest.update(cost_usd=None).where(ApiRequest.request_id == rows[0]["request_id"]).execute()
+    aggregates.rebuild_aggregates(database)
+    now = HourlyUsage.get(HourlyUsage.hour == hour)
+    assert (now.requests, now.unpriced) == (40, 1) and now.cost_usd == pytest.approx(0.39)
+    counts = aggregates.histogram(now, "latency")
+    assert aggregates.percentile_from_histogram(counts, 0.5) == pytest.approx(34.0, rel=0.05)
+    assert aggregates.percentile_from_histogram(counts, 0.95) == pytest.approx(280.0, rel=0.05)
     assert migrate(database) == []

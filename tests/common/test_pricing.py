@@ -1,4 +1,5 @@
 """Costs match hand-computed bills; unknown models and odd usage never raise."""
+import datetime
 import json
 
 import pytest
@@ -23,8 +24,8 @@ def _usage(inp=0, out=0, read=0, w5=None, w1=None, total=None, **extra):
 
 # Each figure worked by hand from the per-million prices in common/data/prices.json.
 CASES = [
-    # 2000×3 + 1500×15 + 150000×0.30 + 10000×3.75 + 40000×6 = 351000 µ$
-    ("claude-sonnet-4-6", _usage(2000, 1500, 150000, w5=10000, w1=40000), 0.351),
+    # 2000×3 + 1500×15 + 140000×0.30 + 10000×3.75 + 40000×6 = 348000 µ$
+    ("claude-sonnet-4-5", _usage(2000, 1500, 140000, w5=10000, w1=40000), 0.348),
     # Claude Code on Opus 4.7, 1-hour cache: 12×5 + 2345×25 + 98765×0.5 + 4321×10 = 151277.5 µ$
     ("claude-opus-4-7", _usage(12, 2345, 98765, w5=0, w1=4321), 0.1512775),
     # Only the total given: 5-minute rate. 500×1 + 200×5 + 8000×1.25 = 11500 µ$
@@ -42,8 +43,8 @@ CASES = [
     # Bedrock spelling of Sonnet 4.5, with 3 web searches: 1000×3 + 3×$0.01
     ("us.anthropic.claude-sonnet-4-5-20250929-v1:0",
      _usage(1000, server_tool_use={"web_search_requests": 3}), 0.033),
-    # Sonnet 5.5 cache reads after the 2026-10-07 cut: 1M×0.10
-    ("claude-sonnet-5-5", _usage(read=1_000_000), 0.10),
+    # Sonnet 5 cache reads: 1M×0.20
+    ("claude-sonnet-5", _usage(read=1_000_000), 0.20),
 ]
 
 
@@ -63,11 +64,11 @@ def test_five_minute_one_hour_and_reads_to_the_cent():
                                          "cache_write_5m": 0.3125, "cache_write_1h": 2.0})
 
 
-def test_unknown_model_costs_nothing_and_is_flagged():
+def test_unknown_model_is_unpriced_not_free():
     price = PRICES.price("gpt-4o", _usage(1000, 1000))
-    assert (price.usd, price.known, price.priced_as) == (0.0, False, None)
+    assert (price.usd, price.known, price.priced_as) == (None, False, None)
     assert not PRICES.price("claude-opus-4-9", _usage(1000)).known  # a new version is not 4
-    assert PRICES.cost(None, None) == 0.0
+    assert PRICES.cost(None, None) is None
 
 
 @pytest.mark.parametrize("model, row", [
@@ -95,7 +96,8 @@ def test_normalise_model_strips_every_suffix():
            st.one_of(st.none(), st.integers(-10, 10**7), st.text(max_size=3), st.floats(),
                      st.dictionaries(st.text(max_size=30), st.integers(-5, 10**6))))))
 def test_pricing_never_raises_and_is_never_negative(model, usage):
-    assert PRICES.cost(model, usage) >= 0.0
+    cost = PRICES.cost(model, usage)
+    assert cost is None if PRICES.lookup(model)[1] is None else cost >= 0.0
 
 
 def test_usage_counts_prefers_the_split():
@@ -109,6 +111,10 @@ def test_builtin_table_names_source_and_date_and_is_complete():
     assert table["source"].startswith("https://platform.claude.com/docs/en/about-claude/pricing")
     assert table["retrieved"] >= "2026-11-01"
     for model, row in table["models"].items():
+        # every row names the Anthropic page its figures were read from, and when
+        assert row["source"].startswith(("https://platform.claude.com/docs/",
+                                         "https://docs.anthropic.com/")), model
+        assert datetime.date.fromisoformat(row["read"]) >= datetime.date(2026, 11, 1), model
         assert all(row[rate] > 0 for rate in RATES), model
         if model != "claude-3-haiku":  # its 5-minute write ($0.30) is the page's one exception
             assert row["cache_write_5m"] == pytest.approx(row["input"] * 1.25), model
@@ -118,12 +124,12 @@ def test_builtin_table_names_source_and_date_and_is_complete():
 def test_override_file_is_laid_over_the_builtin_table(tmp_path):
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"retrieved": "2027-01-01", "models": {
-        "claude-sonnet-4-6": {"input": 4},
+        "claude-opus-4-6": {"input": 4},
         "acme-model": {"input": 1, "output": 2, "cache_read": 0, "cache_write_5m": 0,
                        "cache_write_1h": 0}}}))
     config = load({"NEXUS_PRICING_FILE": str(path)})
     prices = load_prices(config.pricing_file)
-    assert prices.cost("claude-sonnet-4-6", _usage(1_000_000, 1_000_000)) == pytest.approx(19.0)
+    assert prices.cost("claude-opus-4-6", _usage(1_000_000, 1_000_000)) == pytest.approx(29.0)
     assert prices.cost("acme-model", _usage(1_000_000, 1_000_000)) == pytest.approx(3.0)
     assert prices.cost("claude-opus-4-7", _usage(1_000_000)) == pytest.approx(5.0)
     assert prices.retrieved == "2027-01-01"

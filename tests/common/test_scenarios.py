@@ -129,3 +129,30 @@ def test_subtask_tool_names_come_from_configuration(database, tools):
     save_records(database, day.records, load_prices(), CONFIG.replace(subtask_tools=tools))
     t1 = _rows()[day.ids["T1"]]
     assert t1["is_subtask"] is (tools == "Task,Agent")
+
+
+def _scramble(seed):
+    """Overwrite every link with another row's values, as a bad import or an old linker
+    might leave them: conversations, branches and parents all wrong, none empty."""
+    rows = list(ApiRequest.select(ApiRequest.id, ApiRequest.request_id).order_by(ApiRequest.id).dicts())
+    rng = random.Random(seed)
+    ids = [r["request_id"] for r in rows]
+    for row in rows:
+        other = rng.choice(ids)
+        ApiRequest.update(conversation_id=rng.choice(ids), branch_id=f"branch_{other[:8]}",
+                          parent_request_id=rng.choice(ids), is_subtask=rng.random() < 0.5,
+                          parent_task_request_id=rng.choice(ids)).where(
+            ApiRequest.id == row["id"]).execute()
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 1000])
+def test_relink_ignores_whatever_links_the_table_held(database, batch_size):
+    """Relink gives the grouping fresh traffic gets, whatever the links were before."""
+    sessions = _sessions()
+    save_records(database, _records(sessions), load_prices(), CONFIG)
+    before = _rows()
+    _scramble(batch_size)
+    relink(database, CONFIG, batch_size=batch_size)
+    after = _rows()
+    assert scenarios.link_mismatches(after, sessions) == []
+    assert after == before

@@ -75,3 +75,14 @@ def test_days_derived_in_worker_processes_are_the_same_rows():
     inline = [rows for rows, _, _ in bench_seed._results(jobs, 1)]
     parallel = [rows for rows, _, _ in bench_seed._results(jobs, 2)]
     assert parallel == inline and sum(map(len, inline)) > 300
+
+
+def test_relink_after_scrambling_reproduces_the_seeded_grouping(database):
+    """Every link overwritten (bench.relink_check), relink in odd batches gives them all back."""
+    from bench import relink_check
+    bench_seed.seed(database, 1200, days=3, seed_value=7, body_fraction=1.0)
+    before = relink_check.links(database)
+    relink_check.scramble(database, seed=2)
+    assert relink_check.links(database) != before
+    relink(database, nexus_config.load({}), batch_size=97)
+    assert relink_check.links(database) == before

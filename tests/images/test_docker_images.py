@@ -64,7 +64,7 @@ def test_proxy_image_has_the_proxy_and_not_the_dashboard(images):
 def test_dashboard_image_has_no_proxy_code_path_and_no_credentials(images):
     tag = images["dashboard"]
     assert run_python(tag, "import dashboard, common, flask, psycopg2, gunicorn") == 0
-    for module in ("proxy", "gevent", "greenlet"):
+    for module in ("proxy", "gevent", "greenlet", "requests", "urllib3"):
         assert run_python(tag, f"import {module}") != 0, module
     config = json.loads(engine.inspect(tag, "{{json .Config}}"))
     assert not any(v.startswith("CREDENTIALS_DIR=") for v in config["Env"])

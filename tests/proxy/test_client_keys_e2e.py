@@ -100,6 +100,31 @@ def test_credential_mode_swaps_keys_and_passthrough_keeps_them(upstream, db_url,
     assert [r["account_id"] for r in rows] == ["acc_keyed", "acc_oauth", None]
 
 
+def test_claude_nexus_file_names_with_a_port_serve_localhost_and_ip_hosts(upstream, db_url, home):
+    """A user moving from Claude Nexus keeps `localhost:3000.credentials.json`: for
+    localhost and IP hosts the name with the port wins, then the one without."""
+    port = 3000
+    directory = home / "credentials"
+    named = {f"localhost:{port}": "acc_localhost_port", f"127.0.0.1:{port}": "acc_ip_port",
+             "localhost": "acc_localhost", f"team.example:{port}": "acc_never"}
+    for name, account in named.items():
+        (directory / f"{name}.credentials.json").write_text(json.dumps(
+            {"type": "api_key", "accountId": account, "api_key": UPSTREAM_KEY}))
+    with running_proxy(proxy_env(upstream, db_url, home), cwd=str(home)) as proxy:
+        upstream.clear()
+        for host in (f"LocalHost:{port}", f"127.0.0.1:{port}", "localhost:4000",
+                     f"team.example:{port}"):
+            ask(client(proxy, USER_KEY, host))
+        sent = upstream.requests()
+    assert [r.header("x-api-key") for r in sent] == [UPSTREAM_KEY] * 3 + [None]
+    _, rows = wait_for_rows(db_url, 4)
+    # other hosts drop the port, as in Claude Nexus: team.example has no file of its own
+    assert [r["account_id"] for r in rows] == ["acc_localhost_port", "acc_ip_port",
+                                              "acc_localhost", None]
+    # the recorded domain is the host without its port, lower-cased (docs/architecture.md)
+    assert [r["domain"] for r in rows] == ["localhost", "127.0.0.1", "localhost", "team.example"]
+
+
 def test_client_keys_are_required_then_swapped(upstream, db_url, home):
     db = nexus_db.connect(db_url)
     with db.connection_context():

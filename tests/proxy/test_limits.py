@@ -6,6 +6,8 @@ import os
 import time
 import uuid
 
+import pytest
+
 from common import config as nexus_config
 from common import db as nexus_db
 from common import keys
@@ -102,6 +104,23 @@ def test_daily_budget_gives_429_until_midnight(tmp_path, database):
     _spend(row.key_id, 0.5, now)
     status, kind, retry_after = attempt(b, secret)
     assert (status, kind) == (429, "rate_limit_error") and int(retry_after) == 3600
+
+
+def test_an_unpriced_request_stops_a_budget_until_it_is_priced(tmp_path, database):
+    """A request to a model with no known price (cost_usd null) cannot be shown to fit a
+    budget: the key is refused, with a message saying how to fix it, until it has a cost."""
+    now = datetime.datetime(2026, 3, 1, 12, 0, 0)
+    row, secret = keys.create(daily_budget_usd=100.0)
+    _spend(row.key_id, 0.1, now - datetime.timedelta(hours=1))
+    assert attempt(Authenticator(setup_dir(tmp_path), limiter=Limiter(clock=Clock(now))), secret) == "ok"
+    _spend(row.key_id, None, now - datetime.timedelta(minutes=5))
+    refused = Authenticator(setup_dir(tmp_path), limiter=Limiter(clock=Clock(now)))
+    with pytest.raises(AuthError) as info:
+        refused.authorize("team.example", {"x-api-key": secret})
+    assert (info.value.status, info.value.error_type) == (429, "rate_limit_error")
+    assert "without a known price" in info.value.message and "nexus reprice" in info.value.message
+    ApiRequest.update(cost_usd=0.2).where(ApiRequest.cost_usd.is_null()).execute()  # repriced
+    assert attempt(Authenticator(setup_dir(tmp_path), limiter=Limiter(clock=Clock(now))), secret) == "ok"
 
 
 def test_keys_without_limits_touch_no_counters(tmp_path, database):

@@ -18,6 +18,7 @@ def test_host_domain_strips_the_port():
     assert wire.host_domain("team.example:3000") == "team.example"
     assert wire.host_domain("team.example") == "team.example"
     assert wire.host_domain("[::1]:3000") == "[::1]"
+    assert wire.host_domain("Team.EXAMPLE:3000") == "team.example"
 
 
 def test_large_bodies_get_the_structural_json_check():

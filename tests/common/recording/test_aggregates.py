@@ -1,9 +1,11 @@
 """Hourly aggregates: atomic increments, a rebuild that agrees, percentiles from buckets."""
 import datetime
+import math
+import random
 
 import pytest
 
-from common.models import ApiRequest, HourlyUsage, histogram_columns
+from common.models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
 from common.recording import aggregates
 from common.retention import prune
 
@@ -39,10 +41,13 @@ def test_add_counts_requests_tokens_errors_and_buckets(database):
     nine = rows[(9, "claude-sonnet-4-5")]
     assert (nine.requests, nine.errors, nine.input_tokens, nine.cache_read_input_tokens) == (3, 1, 30, 3000)
     assert nine.cost_usd == pytest.approx(1.5)
-    assert nine.latency_le_1000 == 1 and nine.latency_le_5000 == 1 and nine.latency_le_2500 == 0
-    assert nine.ttft_le_100 == 2 and nine.ttft_le_500 == 1
+    column = aggregates.bucket_column
+    assert getattr(nine, column("latency", 800)) == 1 and getattr(nine, column("latency", 3000)) == 1
+    assert getattr(nine, column("latency", 3000)) != getattr(nine, column("latency", 2500)) == 0
+    assert getattr(nine, column("ttft", 90)) == 2 and getattr(nine, column("ttft", 400)) == 1
     assert rows[(10, "claude-sonnet-4-5")].errors == 1
-    assert rows[(9, "")].latency_inf == 1 and rows[(9, "")].request_type == "models"
+    assert getattr(rows[(9, "")], column("latency", 200000.0)) == 1
+    assert rows[(9, "")].latency_inf == 0 and rows[(9, "")].request_type == "models"
 
 
 def test_increments_add_up_across_batches(database):
@@ -79,21 +84,56 @@ def test_rebuild_since_an_hour_only_touches_later_hours(database):
     assert sorted(r.requests for r in HourlyUsage.select()) == [1, 99, 99]
 
 
-def test_percentiles_interpolate_inside_buckets():
+def _exact(values, q):
+    """The nearest-rank q-quantile."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def _estimate(values, q, prefix="latency"):
+    counts = [0] * len(histogram_columns(prefix))
+    for value in values:
+        counts[histogram_columns(prefix).index(aggregates.bucket_column(prefix, value))] += 1
+    return aggregates.percentile_from_histogram(counts, q)
+
+
+def test_percentiles_of_the_reported_traffic_match_the_data(database):
+    """30 requests at ~34 ms and 10 at ~280 ms: the old buckets said p50 67 and p95 450."""
+    rng = random.Random(4)
+    fast = [rng.uniform(33.0, 35.0) for _ in range(30)]
+    slow = [rng.uniform(276.0, 284.0) for _ in range(10)]
+    rows = [_row(n, minutes=n % 40, duration_ms=d, first_token_ms=d / 2)
+            for n, d in enumerate(fast + slow)]
+    ApiRequest.insert_many(rows).execute()
+    aggregates.rebuild(database)
+    summed = {c: sum(getattr(r, c) for r in HourlyUsage.select())
+              for c in histogram_columns("latency") + histogram_columns("ttft")}
+    for prefix, values in (("latency", fast + slow), ("ttft", [d / 2 for d in fast + slow])):
+        counts = aggregates.histogram(summed, prefix)
+        for q in (0.5, 0.95):
+            got = aggregates.percentile_from_histogram(counts, q)
+            assert got == pytest.approx(_exact(values, q), rel=0.05), (prefix, q)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_percentiles_are_within_five_percent_whatever_the_spread(seed):
+    rng = random.Random(seed)
+    values = [rng.lognormvariate(rng.uniform(3, 9), rng.uniform(0.1, 2)) for _ in range(2000)]
+    values = [min(max(v, 10.01), 600_000.0) for v in values]
+    for q in (0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0):
+        assert _estimate(values, q) == pytest.approx(_exact(values, q), rel=0.05)
+
+
+def test_percentile_edges():
     counts = [0] * len(histogram_columns("latency"))
-    counts[0] = 50   # ≤ 100 ms
-    counts[3] = 50   # 500-1000 ms
-    assert aggregates.percentile_from_histogram(counts, 0.5) == pytest.approx(100.0)
-    assert aggregates.percentile_from_histogram(counts, 0.75) == pytest.approx(750.0)
-    assert aggregates.percentile_from_histogram(counts, 0.25) == pytest.approx(50.0)
-    counts[-1] = 900
-    assert aggregates.percentile_from_histogram(counts, 0.99) == 120000.0
-    assert aggregates.percentile_from_histogram([0] * len(counts), 0.5) is None
+    assert aggregates.percentile_from_histogram(counts, 0.5) is None
+    counts[-1] = 9
+    assert aggregates.percentile_from_histogram(counts, 0.99) == float(LATENCY_BUCKETS_MS[-1])
     with pytest.raises(ValueError):
         aggregates.percentile_from_histogram(counts, 95)
 
 
 def test_histogram_reads_a_row_in_bucket_order():
-    row = {"latency_le_100": 2, "latency_inf": 1}
+    row = {"latency_le_1": 2, "latency_inf": 1}
     counts = aggregates.histogram(row, "latency")
     assert counts[0] == 2 and counts[-1] == 1 and sum(counts) == 3
