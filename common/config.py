@@ -70,6 +70,9 @@ SETTINGS = (
        "Which request and response bodies to store: all, errors or none."),
     _s("NEXUS_MAX_BODY_BYTES", "max_body_bytes", "33554432", int,
        "Request bodies larger than this get 413."),
+    _s("NEXUS_BODY_TIMEOUT", "body_timeout_ms", "60000", int,
+       "Milliseconds a client has to send its whole request body; a body that stalls gets "
+       "408 and its connection is closed, so it cannot hold the worker."),
     _s("NEXUS_RETENTION_DAYS", "retention_days", "0", int,
        "Rows older than this many days are pruned by `nexus retention`; 0 keeps all."),
     _s("NEXUS_SPOOL_DIR", "spool_dir", "data/spool", str,

@@ -6,6 +6,7 @@ yield (a lock shared with such a thread, a child process spawned from the hub),
 needs the originals; outside gevent (tests, the writer process) they are the
 ordinary functions.
 """
+import contextlib
 import importlib
 
 
@@ -65,6 +66,21 @@ def wait_writable(fd, timeout=None):
         return
     import select
     select.select([], [fd], [], timeout)
+
+
+@contextlib.contextmanager
+def deadline(seconds, exception):
+    """Raise `exception` (an instance) in the block if it runs past `seconds`.
+
+    Under gevent a greenlet blocked on a socket is woken with it; elsewhere (tests of
+    the WSGI app on in-memory bodies) nothing blocks, and no limit is set.
+    """
+    if not under_gevent():
+        yield
+        return
+    import gevent
+    with gevent.Timeout(seconds, exception):
+        yield
 
 
 def join(task, timeout):

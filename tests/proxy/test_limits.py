@@ -10,7 +10,8 @@ from common import config as nexus_config
 from common import db as nexus_db
 from common import keys
 from common.models import ApiRequest, UsageWindow, utcnow
-from proxy.auth import AuthError, Authenticator
+from proxy.auth import Authenticator
+from proxy.refusals import Refusal
 from proxy.limits import Limiter
 
 
@@ -24,7 +25,7 @@ def attempt(a, secret):
     try:
         a.authorize("team.example", {"x-api-key": secret})
         return "ok"
-    except AuthError as exc:
+    except Refusal as exc:
         return (exc.status, exc.error_type, dict(exc.headers).get("retry-after"))
 
 
