@@ -142,20 +142,23 @@ class Proxy:
     def read_body(self, environ):
         """The request body within NEXUS_BODY_TIMEOUT; 413 past NEXUS_MAX_BODY_BYTES (without
         reading it all), 408 when it stalls, 400 when its chunked framing is broken."""
+        stream = environ["wsgi.input"]
+        length = int(environ.get("CONTENT_LENGTH") or 0) or None
+        if length is not None and length > self.max_body:
+            raise self.too_large(stream, length)
         try:
             with deadline(self.body_timeout, refusals.body_timeout(self.body_timeout)):
-                return self._read_body(environ)
+                body = self._read_body(stream, length, environ)
         except (ParseException, ValueError, OSError) as exc:
             # A chunk size that is not hex, a chunk without its CRLF, a body cut short.
             raise refusals.bad_framing(type(exc).__name__) from None
+        if body is None:  # a chunked body past the limit: the drain has its own deadline
+            raise self.too_large(stream, None)
+        return body
 
-    def _read_body(self, environ):
-        stream = environ["wsgi.input"]
-        length = environ.get("CONTENT_LENGTH")
-        if length:
-            length = int(length)
-            if length > self.max_body:
-                raise self.too_large(stream, length)
+    def _read_body(self, stream, length, environ):
+        """The body's bytes; None for a chunked body longer than NEXUS_MAX_BODY_BYTES."""
+        if length is not None:
             return stream.read(length)
         if environ.get("HTTP_TRANSFER_ENCODING") is None:
             return b""
@@ -163,7 +166,7 @@ class Proxy:
         while piece := stream.read(CHUNK):
             total += len(piece)
             if total > self.max_body:
-                raise self.too_large(stream, None)
+                return None
             parts.append(piece)
         return b"".join(parts)
 

@@ -12,6 +12,7 @@
 `authorize` is on the hot path: a dict lookup and, at most once a second per
 Host, one stat(); client keys are cached for a few seconds.
 """
+import errno
 import hmac
 import logging
 import os
@@ -129,8 +130,12 @@ class Authenticator:
         try:
             st = os.stat(path)
             signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             signature = None
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            signature = None  # a Host this long cannot have a credential file: passthrough
         if entry is not None and signature == entry[1]:
             entry[0] = now
             return entry[2]

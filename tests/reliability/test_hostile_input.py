@@ -92,6 +92,25 @@ CASES = {
     "a request line past 4094 bytes": (request(path=b"/v1/" + b"a" * 5000), "gunicorn", 414),
     "a TLS handshake": (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",
                         "gunicorn", 400),
+    # Paths the upstream would resolve outside /v1 under a base URL with a path prefix.
+    "a dot-dot path under /v1": (request(path=b"/v1/../../admin"), "proxy", 400),
+    "an encoded dot-dot path under /v1": (request(path=b"/v1/%2e%2E/%2e%2e/admin"), "proxy", 400),
+    "a single-dot segment": (request(path=b"/v1/./messages"), "proxy", 400),
+    "an encoded slash": (request(path=b"/v1/messages%2F..%2F..%2Fadmin"), "proxy", 400),
+    "an encoded backslash": (request(path=b"/v1/messages%5c..%5cadmin"), "proxy", 400),
+    "/v1 spelled with a percent-escape": (request(path=b"/%761/messages"), "proxy", 400),
+    # A Host as long as DNS allows, whose credential file name would be too long.
+    "Host 240 bytes long": (request(host=b"h" * 240), "upstream", 200),
+    "Host 253 bytes long": (request(host=b"a" * 63 + b"." + b"b" * 63 + b"." + b"c" * 63 + b"." + b"d" * 61),
+                            "upstream", 200),
+    "JSON nested 1,000 deep": (request(body=b'{"a": ' + b"[" * 1000 + b"]" * 1000 + b"}"), "proxy", 400),
+    "JSON nested 2,000 deep": (request(body=b'{"a": ' + b"[" * 2000 + b"]" * 2000 + b"}"), "proxy", 400),
+    "a chunk size that is not hex": (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"zz\r\n{}\r\n0\r\n\r\n", "proxy", 400),
+    "a chunk without its CRLF": (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}XX0\r\n\r\n", "proxy", 400),
     "Content-Length not a number": (
         b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "gunicorn", 400),
     "a negative Content-Length": (
@@ -183,3 +202,14 @@ def test_every_request_that_reached_the_proxy_was_recorded(proxy):
     note("hostile input", db=proxy.db_url.split(":")[0], listed_inputs=len(CASES),
          fuzzed_answers_with_id=len(answered), rows=len(rows),
          statuses=sorted({r["response_status"] for r in rows}))
+
+
+def test_client_chosen_methods_do_not_grow_the_metrics(proxy):
+    """Each unknown method would be a new Prometheus series: they count as "other"."""
+    for n in range(30):
+        raw_exchange(proxy.port, request(method=b"M%dX" % n, headers=b"Connection: close\r\n"))
+    text = proxy.get("/metrics")[2].decode()
+    labels = {line.split('method="')[1].split('"')[0] for line in text.splitlines()
+              if line.startswith("nexus_requests_total{")}
+    assert "other" in labels and labels <= {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                            "OPTIONS", "other"}, labels
