@@ -63,6 +63,10 @@ SETTINGS = (
        "true: every /v1/* call needs a client key (Authorization: Bearer or x-api-key)."),
     _s("DASHBOARD_API_KEY", "dashboard_api_key", None, _optional,
        "The dashboard's login key. Unset: the dashboard serves loopback only, with a banner."),
+    _s("DASHBOARD_ALLOWED_HOSTS", "dashboard_allowed_hosts", "", str,
+       "Comma-separated host names the dashboard answers to besides localhost, 127.0.0.1 and "
+       "[::1] (the Host header; a page on another name cannot read it by DNS rebinding). "
+       "With DASHBOARD_API_KEY set and this empty, any host name is served."),
     _s("DASHBOARD_SECRET_KEY", "dashboard_secret_key", None, _optional,
        "Signs dashboard sessions. Unset: derived from DASHBOARD_API_KEY."),
     _s("STORAGE_ENABLED", "storage_enabled", "true", _bool, "Record requests."),

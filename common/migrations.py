@@ -84,12 +84,19 @@ def _bodies_as_pieces(db):
                        "ALTER COLUMN response_headers_data SET STORAGE EXTERNAL")
 
 
+def _i13_revoked_sessions(db):
+    # Logout ends a dashboard session for good, in every worker and replica (issue 13).
+    from .models import RevokedSession
+    db.create_tables([RevokedSession], safe=True)
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
     _hourly_usage_per_account,
     _bodies_compressed_with_lz4,
     _bodies_as_pieces,
+    _i13_revoked_sessions,
 )
 
 

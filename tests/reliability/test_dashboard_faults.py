@@ -1,0 +1,148 @@
+"""The real dashboard (gunicorn) against hostile callers and a bad database.
+
+- DNS rebinding: a keyless dashboard answers only loopback host names (and those in
+  DASHBOARD_ALLOWED_HOSTS), so a page on another name cannot read it.
+- Wrong X-Dashboard-Key headers are throttled like wrong logins.
+- A session cookie copied before logout is refused after it.
+- Query parameters far out of range are 400s, CSV cells cannot run as formulas.
+- A database that is down or not migrated is a 503 that says so, and /ready says it too.
+"""
+import csv
+import io
+import re
+
+import requests
+import pytest
+
+from common import db as nexus_db
+from tests.dashboard.factories import make_request
+from tests.dashboard.server import running_dashboard
+from tests.proxy.conftest import free_port
+
+KEY = "reliability-dashboard-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def hostile_row(module_db_url):
+    database = nexus_db.connect(module_db_url)
+    with database.connection_context():
+        make_request(domain="=HYPERLINK(\"http://evil.example\")", model="@SUM(A1)",
+                     account_id="+cmd|' /C calc'!A0", session_id="-2+3")
+    database.close()
+
+
+@pytest.fixture(scope="module")
+def keyed(module_db_url, hostile_row, tmp_path_factory):
+    env = {"DATABASE_URL": module_db_url, "DASHBOARD_API_KEY": KEY, "WEB_CONCURRENCY": "1"}
+    with running_dashboard(env, str(tmp_path_factory.mktemp("keyed"))) as dashboard:
+        yield dashboard
+
+
+@pytest.fixture(scope="module")
+def keyless(module_db_url, tmp_path_factory):
+    env = {"DATABASE_URL": module_db_url, "DASHBOARD_ALLOWED_HOSTS": "dash.example, other.test"}
+    env.pop("DASHBOARD_API_KEY", None)
+    with running_dashboard(env, str(tmp_path_factory.mktemp("keyless"))) as dashboard:
+        yield dashboard
+
+
+class client(requests.Session):
+    """A session against `dashboard` that keeps cookies and never follows redirects."""
+
+    def __init__(self, dashboard, cookies=None):
+        super().__init__()
+        self.base = dashboard.url
+        self.cookies.update(cookies or {})
+
+    def request(self, method, path, **kwargs):
+        kwargs.setdefault("allow_redirects", False)
+        kwargs.setdefault("timeout", 15)
+        return super().request(method, self.base + path, **kwargs)
+
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost", 200), ("127.0.0.1", 200), ("[::1]", 200), ("dash.example", 200),
+    ("other.test:8080", 200), ("evil.example", 421), ("127.0.0.1.evil.example", 421),
+    ("localhost.evil.example", 421), ("", 421)])
+def test_a_keyless_dashboard_answers_only_its_own_host_names(keyless, host, status):
+    with client(keyless) as c:
+        assert c.get("/api/requests", headers={"Host": host}).status_code == status
+        assert c.get("/health", headers={"Host": host}).status_code == 200
+
+
+def log_in(c):
+    token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+    assert c.post("/login", data={"key": KEY, "csrf_token": token, "next": "/"}).status_code == 302
+    return token
+
+
+def test_a_session_cookie_copied_before_logout_is_refused_after_it(keyed):
+    with client(keyed) as c:
+        log_in(c)
+        copied = c.cookies.get_dict()
+        assert c.get("/api/requests").status_code == 200
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/logout").text).group(1)
+        assert c.post("/logout", data={"csrf_token": token}).status_code == 302
+    with client(keyed, copied) as thief:
+        assert thief.get("/api/requests").status_code == 401
+
+
+@pytest.mark.parametrize("query", [
+    "/api/requests?since=0001-01-01", "/api/requests?until=9999-12-31T23:59:59",
+    "/api/stats?since=0001-01-01T00:00:00%2B01:00", "/api/stats?until=9999-12-31",
+    "/api/requests?before=2026-01-01T00:00:00~9223372036854775808",
+    "/api/requests?before=2026-02-30T00:00:00~1", "/api/requests?before=0001-01-01T00:00:00~1",
+    "/api/conversations?before=0001-01-01", "/?since=0001-01-01", "/requests?until=9999-12-31"])
+def test_parameters_out_of_range_are_400s(keyed, query):
+    with client(keyed) as c:
+        response = c.get(query, headers={"X-Dashboard-Key": KEY})
+    assert response.status_code == 400, response.text[:300]
+
+
+def test_a_next_with_cr_lf_is_not_a_500(keyed):
+    with client(keyed) as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+        response = c.post("/login?next=/%0d%0aSet-Cookie:%20x=1",
+                          data={"key": KEY, "csrf_token": token})
+    assert response.status_code == 302 and "set-cookie: x=1" not in str(response.headers).lower()
+    assert "\n" not in response.headers["location"]
+
+
+def test_csv_cells_cannot_run_as_formulas(keyed):
+    with client(keyed) as c:
+        response = c.get("/api/requests?format=csv", headers={"X-Dashboard-Key": KEY})
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    [row] = [r for r in rows if "HYPERLINK" in r["domain"]]
+    assert row["domain"].startswith("'=") and row["model"] == "'@SUM(A1)"
+    assert row["account_id"].startswith("'+")
+    assert all(not cell.startswith(("=", "+", "@")) for r in rows for cell in r.values())
+    assert any(r["cost_usd"] for r in rows)  # numbers are left as they are
+
+
+def test_wrong_dashboard_key_headers_are_throttled(keyed):
+    with client(keyed) as c:
+        statuses = [c.get("/api/requests", headers={"X-Dashboard-Key": f"wrong-{n}"}).status_code
+                    for n in range(12)]
+        assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+        assert c.get("/api/requests", headers={"X-Dashboard-Key": KEY}).status_code == 429
+
+
+def test_a_database_that_is_down_is_a_503_with_the_cause(tmp_path):
+    env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"}
+    with running_dashboard(env, str(tmp_path)) as dashboard, client(dashboard) as c:
+        for path in ("/", "/requests", "/api/requests"):
+            response = c.get(path)
+            assert response.status_code == 503 and "unavailable" in response.text, path
+        ready = c.get("/ready")
+        assert ready.status_code == 503 and ready.json()["database"].startswith("unreachable")
+        assert c.get("/health").status_code == 200
+
+
+def test_a_database_that_is_not_migrated_is_a_503_that_says_so(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"}
+    with running_dashboard(env, str(tmp_path)) as dashboard, client(dashboard) as c:
+        response = c.get("/api/requests")
+        assert response.status_code == 503 and "nexus migrate" in response.json()["error"]["message"]
+        ready = c.get("/ready")
+        assert ready.status_code == 503 and ready.json()["database"].startswith("not migrated")
