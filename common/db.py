@@ -51,11 +51,14 @@ def open_database(url, pool_size=10):
 
 
 def _create_sqlite(path):
-    """Make a new SQLite file in incremental auto-vacuum mode, so that retention can give
+    """Make a new SQLite file, readable by its owner only, in incremental auto-vacuum mode, so that retention can give
     freed pages back (`PRAGMA incremental_vacuum`). Only an empty file takes the mode
     (before WAL mode and any table): existing files are left alone."""
     if os.path.exists(path) and os.path.getsize(path) > 0:
         return
+    # Owner-only, as the spool files are: it holds every prompt. SQLite gives its -wal and
+    # -shm files the database file's mode.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     import sqlite3
     conn = sqlite3.connect(path, timeout=5)
     try:
