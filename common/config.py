@@ -31,6 +31,16 @@ def _optional(text):
     return text or None
 
 
+def _database_url(text):
+    """A URL peewee can open: a typo is a configuration error at start-up, not an outage."""
+    from playhouse.db_url import schemes
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme not in schemes:
+        raise ValueError(f"unknown database scheme {scheme or text!r}; expected "
+                         "sqlite:///path/to/file.db or postgresql://user@host/dbname")
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -45,7 +55,7 @@ def _s(name, attr, default, parse, help):
 
 
 SETTINGS = (
-    _s("DATABASE_URL", "database_url", "sqlite:///data/nexus.db", str,
+    _s("DATABASE_URL", "database_url", "sqlite:///data/nexus.db", _database_url,
        "Any peewee db_url. SQLite paths are relative to the working directory; "
        "use postgresql://user@host/db in production."),
     _s("CLAUDE_API_BASE_URL", "upstream_url", "https://api.anthropic.com", str,
