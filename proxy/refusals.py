@@ -6,6 +6,7 @@ client-key limits, bad or oversized bodies, an upstream that cannot be reached.
 Modules raise one of the builders below; `proxy.app.Proxy.refuse` is the one
 place a Refusal becomes a response (and a record).
 """
+import json
 
 
 class Refusal(Exception):
@@ -85,6 +86,21 @@ def upstream_closed(error):
 def upstream_timeout(error=None):
     """504: the upstream did not answer within CLAUDE_API_TIMEOUT."""
     return Refusal(504, "timeout_error", "The upstream API did not answer in time.", error=error)
+
+
+GUNICORN_ERROR_TYPES = {403: "permission_error", 413: "request_too_large", 500: "api_error"}
+
+
+def gunicorn_error(status, reason, message):
+    """The whole HTTP answer (bytes) for an error gunicorn makes itself, before the app
+    sees the request (a bad request line, 414, 431, Content-Length with chunked): the
+    same shape as ours; the connection is closed after it, as gunicorn does."""
+    body = json.dumps({"type": "error", "error": {
+        "type": GUNICORN_ERROR_TYPES.get(status, "invalid_request_error"),
+        "message": f"{reason}: {message}" if message else reason}}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
 
 
 def internal():

@@ -4,7 +4,8 @@ Every input gets one of three answers, and which one is part of the contract:
 - `proxy`: the proxy refuses it itself, in Anthropic's error shape, and records it;
 - `gunicorn`: the request never reaches the application (a malformed request
   line or header, or one past gunicorn's size limits), so gunicorn answers with
-  its own 4xx and closes the connection; nothing is recorded;
+  its own 4xx, in Anthropic's error shape too, and closes the connection; nothing
+  is recorded (gunicorn logs a warning);
 - `upstream`: a well-formed /v1 request the proxy has no reason to judge (an
   unknown /v1 path or method) goes to the upstream, whose answer the client
   gets unchanged; it is recorded.
@@ -138,6 +139,7 @@ def test_hostile_input_gets_a_clear_answer_and_the_proxy_stays_up(proxy, name):
         assert anthropic_error(body)["type"] == "not_found_error" and request_id is None
     elif kind == "gunicorn":
         assert request_id is None and headers.get("connection") == "close"
+        assert headers["content-type"] == "application/json" and anthropic_error(body)["message"]
     else:
         assert "x-nexus-overhead-ms" in headers  # set on relayed answers only
     if kind in ("proxy", "upstream"):
