@@ -22,13 +22,22 @@ from tests.proxy.conftest import free_port
 KEY = "reliability-dashboard-key-0123456789"
 
 
+def nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return {"model": "claude-sonnet-4-5", "messages": value}
+
+
 @pytest.fixture(scope="module")
 def hostile_row(module_db_url):
     database = nexus_db.connect(module_db_url)
     with database.connection_context():
         make_request(domain="=HYPERLINK(\"http://evil.example\")", model="@SUM(A1)",
                      account_id="+cmd|' /C calc'!A0", session_id="-2+3")
+        deep = make_request(body=nested(900), response=nested(900), domain="deep.example")
     database.close()
+    return deep
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +127,15 @@ def test_csv_cells_cannot_run_as_formulas(keyed):
     assert row["account_id"].startswith("'+")
     assert all(not cell.startswith(("=", "+", "@")) for r in rows for cell in r.values())
     assert any(r["cost_usd"] for r in rows)  # numbers are left as they are
+
+
+def test_a_deeply_nested_stored_body_is_shown_as_text(keyed, hostile_row):
+    with client(keyed) as c:
+        api = c.get(f"/api/requests/{hostile_row}", headers={"X-Dashboard-Key": KEY})
+        page = c.get(f"/requests/{hostile_row}", headers={"X-Dashboard-Key": KEY})
+    assert api.status_code == 200 and isinstance(api.json()["request_body"], str)
+    assert api.json()["request_body"].startswith('{"model"')
+    assert page.status_code == 200 and "[[[[" in page.text
 
 
 def test_wrong_dashboard_key_headers_are_throttled(keyed):
