@@ -138,14 +138,6 @@ def test_a_deeply_nested_stored_body_is_shown_as_text(keyed, hostile_row):
     assert page.status_code == 200 and "[[[[" in page.text
 
 
-def test_wrong_dashboard_key_headers_are_throttled(keyed):
-    with client(keyed) as c:
-        statuses = [c.get("/api/requests", headers={"X-Dashboard-Key": f"wrong-{n}"}).status_code
-                    for n in range(12)]
-        assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
-        assert c.get("/api/requests", headers={"X-Dashboard-Key": KEY}).status_code == 429
-
-
 def test_a_database_that_is_down_is_a_503_with_the_cause(tmp_path):
     env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"}
     with running_dashboard(env, str(tmp_path)) as dashboard, client(dashboard) as c:
@@ -164,3 +156,46 @@ def test_a_database_that_is_not_migrated_is_a_503_that_says_so(tmp_path):
         assert response.status_code == 503 and "nexus migrate" in response.json()["error"]["message"]
         ready = c.get("/ready")
         assert ready.status_code == 503 and ready.json()["database"].startswith("not migrated")
+
+
+# -- fuzzing the query parameters of the real server -------------------------------------
+from urllib.parse import urlencode  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ROUTES = ("/", "/requests", "/api/requests", "/api/stats", "/conversations", "/api/conversations",
+          "/token-usage", "/api/token-usage", "/requests/export.csv", "/usage", "/limits",
+          "/search", "/login")
+PARAMS = ("since", "until", "before", "after", "limit", "domain", "model", "status", "type", "q",
+          "account_id", "window_hours", "format", "next")
+DATES = st.builds(lambda y, m, d, rest: f"{y:04d}-{m:02d}-{d:02d}{rest}",
+                  st.sampled_from([1, 2, 1969, 1970, 2026, 2199, 2200, 2201, 9999]),
+                  st.integers(0, 13), st.integers(0, 32),
+                  st.sampled_from(["", "T00:00:00", "T23:59:59.999999+14:00", "Z", "T25:00",
+                                   "T00:00:00-23:59", "~1", "T00:00:00~9223372036854775807",
+                                   "T00:00:00~9223372036854775808", "T00:00:00~99999999999999999999"]))
+VALUES = st.one_of(DATES, st.text(max_size=30), st.integers(-2**70, 2**70).map(str),
+                   st.sampled_from(["99999d", "0h", "1e9", "NaN", "\r\nSet-Cookie: x=1", "/\\evil",
+                                    "//evil.example", "csv", "json", "\u202e", "%00", "4xx"]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(route=st.sampled_from(ROUTES),
+       dates=st.dictionaries(st.sampled_from(("since", "until", "before")), DATES, min_size=1),
+       args=st.dictionaries(st.sampled_from(PARAMS), VALUES, max_size=3))
+def test_no_query_makes_the_real_dashboard_fail(keyed, route, dates, args):
+    args = {**args, **dates}
+    with client(keyed) as c:
+        response = c.get(f"{route}?{urlencode(args)}", headers={"X-Dashboard-Key": KEY})
+    assert response.status_code in (200, 204, 302, 400, 404), (route, args, response.text[:300])
+    assert "\n" not in response.headers.get("location", "")
+
+
+# Last: it leaves 127.0.0.1 throttled on the keyed dashboard.
+def test_wrong_dashboard_key_headers_are_throttled(keyed):
+    with client(keyed) as c:
+        statuses = [c.get("/api/requests", headers={"X-Dashboard-Key": f"wrong-{n}"}).status_code
+                    for n in range(12)]
+        assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+        assert c.get("/api/requests", headers={"X-Dashboard-Key": KEY}).status_code == 429
