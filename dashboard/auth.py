@@ -7,7 +7,6 @@ is refused afterwards. Failed logins and wrong X-Dashboard-Key headers are count
 per client address; past the limit both answer 429 until the window has passed.
 """
 import collections
-import datetime
 import hashlib
 import hmac
 import secrets

@@ -19,7 +19,7 @@ from common.logs import event
 from common.models import utcnow
 
 from . import refusals
-from .green import deadline
+from .green import deadline, kill, spawn, wait_readable
 from .refusals import Refusal
 from .wire import (JSON_PATHS, REASONS, RESPONSE_HOP, check_json, check_target, client_headers,
                    error_body, host_domain, make_record, method_label, raw_target,
@@ -291,7 +291,7 @@ class Relay:
         """Drop a response that failed before its first byte (the caller answers instead)."""
         self.closed = True
         if self.watcher is not None:
-            self.watcher.kill(block=False)
+            kill(self.watcher)
         self.response.close()
         self.response.release_conn()
 
@@ -337,7 +337,7 @@ class Relay:
             return
         self.closed = True
         if self.watcher is not None:
-            self.watcher.kill(block=False)
+            kill(self.watcher)
         if self.done:
             self.response.release_conn()
         else:
@@ -387,19 +387,16 @@ def _json(start_response, status, value):
 # -- the two places that touch sockets directly ---------------------------------------
 def watch_disconnect(sock, relay):
     """A greenlet that cancels `relay` when the client closes its connection."""
-    import gevent
-    from gevent.socket import wait_read
-
     def watch():
         try:
-            wait_read(sock.fileno())
+            wait_readable(sock.fileno())
             if sock.recv(1, socket.MSG_PEEK):
                 return  # the client sent more (a pipelined request), it is still there
         except OSError:
             pass
         relay.cancel()
 
-    return gevent.spawn(watch)
+    return spawn(watch)
 
 
 def interrupt(response):

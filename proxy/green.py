@@ -58,6 +58,16 @@ def event():
     return threading.Event()
 
 
+def wait_readable(fd, timeout=None):
+    """Wait until `fd` can be read (or is closed): cooperatively under gevent."""
+    if under_gevent():
+        from gevent.socket import wait_read
+        wait_read(fd, timeout=timeout)
+        return
+    import select
+    select.select([fd], [], [], timeout)
+
+
 def wait_writable(fd, timeout=None):
     """Wait until `fd` can be written: cooperatively under gevent."""
     if under_gevent():
@@ -81,6 +91,13 @@ def deadline(seconds, exception):
     import gevent
     with gevent.Timeout(seconds, exception):
         yield
+
+
+def kill(task):
+    """Stop what `spawn` started, without waiting: a greenlet is killed; a thread (outside
+    gevent, where nothing blocks on a socket for long) is left to finish."""
+    if hasattr(task, "kill"):
+        task.kill(block=False)
 
 
 def join(task, timeout):

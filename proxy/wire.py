@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 from common.redact import redact_headers
 
-from .refusals import Refusal, invalid
+from .refusals import Refusal, invalid  # noqa: F401  (Refusal: its old home, still importable)
 
 FULL_JSON_CHECK_BYTES = 16 * 1024  # bigger bodies get a structural check (docs/adr/0032)
 JSON_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens",
