@@ -146,9 +146,11 @@ class Proxy:
         length = int(environ.get("CONTENT_LENGTH") or 0) or None
         if length is not None and length > self.max_body:
             raise self.too_large(stream, length)
+        if length is None and environ.get("HTTP_TRANSFER_ENCODING") is None:
+            return b""  # no body: no timer to arm
         try:
             with deadline(self.body_timeout, refusals.body_timeout(self.body_timeout)):
-                body = self._read_body(stream, length, environ)
+                body = self._read_body(stream, length)
         except (ParseException, ValueError, OSError) as exc:
             # A chunk size that is not hex, a chunk without its CRLF, a body cut short.
             raise refusals.bad_framing(type(exc).__name__) from None
@@ -156,12 +158,10 @@ class Proxy:
             raise self.too_large(stream, None)
         return body
 
-    def _read_body(self, stream, length, environ):
+    def _read_body(self, stream, length):
         """The body's bytes; None for a chunked body longer than NEXUS_MAX_BODY_BYTES."""
         if length is not None:
             return stream.read(length)
-        if environ.get("HTTP_TRANSFER_ENCODING") is None:
-            return b""
         parts, total = [], 0
         while piece := stream.read(CHUNK):
             total += len(piece)
