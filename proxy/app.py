@@ -186,7 +186,7 @@ class Proxy:
             return
         limit = max(self.capture_limit, 2 * self.max_body)
         try:
-            too_long = length is not None and int(length) > limit
+            too_long = bool(length) and int(length) > limit
         except ValueError:
             too_long = True
         if too_long or not self.drain(environ["wsgi.input"], limit):

@@ -26,8 +26,8 @@ from common.redact import hash_secret
 
 from . import refusals
 from .limits import DATABASE_ERRORS, Limiter, connected
-from .refusals import Refusal
 from .oauth import OAUTH_BETA, Refresher, is_expired
+from .refusals import Refusal
 
 log = logging.getLogger("nexus.proxy.auth")
 
