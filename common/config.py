@@ -48,6 +48,16 @@ def _key_values(text):
     return pairs
 
 
+def _database_url(text):
+    """A URL peewee can open: a typo is a configuration error at start-up, not an outage."""
+    from playhouse.db_url import schemes
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme not in schemes:
+        raise ValueError(f"unknown database scheme {scheme or text!r}; expected "
+                         "sqlite:///path/to/file.db or postgresql://user@host/dbname")
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -62,7 +72,7 @@ def _s(name, attr, default, parse, help):
 
 
 SETTINGS = (
-    _s("DATABASE_URL", "database_url", "sqlite:///data/nexus.db", str,
+    _s("DATABASE_URL", "database_url", "sqlite:///data/nexus.db", _database_url,
        "Any peewee db_url. SQLite paths are relative to the working directory; "
        "use postgresql://user@host/db in production."),
     _s("CLAUDE_API_BASE_URL", "upstream_url", "https://api.anthropic.com", str,
@@ -81,6 +91,10 @@ SETTINGS = (
        "true: every /v1/* call needs a client key (Authorization: Bearer or x-api-key)."),
     _s("DASHBOARD_API_KEY", "dashboard_api_key", None, _optional,
        "The dashboard's login key. Unset: the dashboard serves loopback only, with a banner."),
+    _s("DASHBOARD_ALLOWED_HOSTS", "dashboard_allowed_hosts", "", str,
+       "Comma-separated host names the dashboard answers to besides localhost, 127.0.0.1 and "
+       "[::1] (the Host header; a page on another name cannot read it by DNS rebinding). "
+       "With DASHBOARD_API_KEY set and this empty, any host name is served."),
     _s("DASHBOARD_SECRET_KEY", "dashboard_secret_key", None, _optional,
        "Signs dashboard sessions. Unset: derived from DASHBOARD_API_KEY."),
     _s("STORAGE_ENABLED", "storage_enabled", "true", _bool, "Record requests."),
@@ -88,6 +102,9 @@ SETTINGS = (
        "Which request and response bodies to store: all, errors or none."),
     _s("NEXUS_MAX_BODY_BYTES", "max_body_bytes", "33554432", int,
        "Request bodies larger than this get 413."),
+    _s("NEXUS_BODY_TIMEOUT", "body_timeout_ms", "60000", int,
+       "Milliseconds a client has to send its whole request body; a body that stalls gets "
+       "408 and its connection is closed, so it cannot hold the worker."),
     _s("NEXUS_RETENTION_DAYS", "retention_days", "0", int,
        "Rows older than this many days are pruned by `nexus retention`; 0 keeps all."),
     _s("NEXUS_SPOOL_DIR", "spool_dir", "data/spool", str,

@@ -50,6 +50,9 @@ def configure(level="info", stream=None):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVELS.get(level, logging.INFO))
+    # peewee logs every query with its parameters at debug: bodies and headers would reach
+    # the log. Its queries are not worth that, at any level.
+    logging.getLogger("peewee").setLevel(logging.INFO)
     return handler
 
 

@@ -162,6 +162,12 @@ def _i14_unpriced_and_fine_latency_buckets(db):
     aggregates.rebuild_aggregates(db)
 
 
+def _i13_revoked_sessions(db):
+    # Logout ends a dashboard session for good, in every worker and replica (issue 13).
+    from .models import RevokedSession
+    db.create_tables([RevokedSession], safe=True)
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
@@ -172,6 +178,7 @@ MIGRATIONS = (
     _i11l_ratelimit_samples,
     _i11_request_traits,
     _i14_unpriced_and_fine_latency_buckets,
+    _i13_revoked_sessions,
 )
 
 

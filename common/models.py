@@ -304,6 +304,16 @@ class CredentialLease(BaseModel):
         table_name = "credential_leases"
 
 
+class RevokedSession(BaseModel):
+    """A dashboard session ended by logout: its cookie is refused until it would expire."""
+
+    session_id = pw.CharField(max_length=64, primary_key=True)
+    expires_at = pw.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "dashboard_revoked_sessions"
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField(primary_key=True)
     applied_at = pw.DateTimeField(default=utcnow)
@@ -316,4 +326,4 @@ class SchemaVersion(BaseModel):
 # add the others (LATER_MODELS), so that an old database and a new one end up alike.
 ALL_MODELS = (ApiRequest, RequestBody, TaskInvocation, HourlyUsage, ClientKey,
               UsageWindow, CredentialLease)
-LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample)
+LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample, RevokedSession)

@@ -63,13 +63,18 @@ def create_app(config=None):
     def health():
         return jsonify(status="ok")
 
+    @app.get("/ready")
+    def ready():
+        problem = errors.database_problem(database)
+        return jsonify(status="unavailable" if problem else "ready",
+                       database=problem or "ok"), 503 if problem else 200
+
     for blueprint in (auth.bp, overview.bp, requests.bp, conversations.bp, tokens.bp, usage.bp,
-                      limits.bp, alerts.bp,
-                      api.bp):
+                      limits.bp, alerts.bp, api.bp):
         app.register_blueprint(blueprint)
+    security.install(app)  # the Host check comes first: before any login or query
     auth.install(app)
     app.before_request(lambda: params.check_args(request.args))
-    security.install(app)
     errors.install(app)
     formatting.install(app)
     return app

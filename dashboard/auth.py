@@ -1,8 +1,10 @@
 """Login with DASHBOARD_API_KEY, signed sessions, the X-Dashboard-Key header, CSRF.
 
 The session holds a keyed fingerprint of the key, never the key, so changing
-DASHBOARD_API_KEY logs everyone out. Failed logins are counted per client address;
-past the limit the form answers 429 until the window has passed.
+DASHBOARD_API_KEY logs everyone out, and a random session id, which logout
+records in `dashboard_revoked_sessions`, so that a cookie copied before the logout
+is refused afterwards. Failed logins and wrong X-Dashboard-Key headers are counted
+per client address; past the limit both answer 429 until the window has passed.
 """
 import collections
 import hashlib
@@ -15,9 +17,11 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
                    session, url_for)
 
+from common.models import RevokedSession, utcnow
+
 bp = Blueprint("auth", __name__)
 
-OPEN_ENDPOINTS = frozenset({"auth.login", "health"})
+OPEN_ENDPOINTS = frozenset({"auth.login", "health", "ready"})
 LOGIN_LIMIT, LOGIN_WINDOW_S = 10, 300
 _failures = collections.defaultdict(collections.deque)
 _failures_lock = threading.Lock()
@@ -56,13 +60,39 @@ def _guard():
         return None
     header = request.headers.get("X-Dashboard-Key")
     if header is not None:
+        address, now = request.remote_addr or "?", time.monotonic()
+        if _throttled(address, now):
+            return _too_many()
         if _key_matches(header):
             g.via_header = True
             return None
+        _record_failure(address, now)
         return _unauthorised("invalid X-Dashboard-Key")
-    if session.get("auth") == _fingerprint(_api_key()):
+    if session.get("auth") == _fingerprint(_api_key()) and not _revoked(session.get("sid")):
         return None
     return _unauthorised("log in first")
+
+
+def _too_many():
+    body = jsonify(error={"type": "rate_limit_error",
+                          "message": "too many wrong keys from this address; wait a few minutes"})
+    return body, 429, {"Retry-After": str(LOGIN_WINDOW_S)}
+
+
+def _revoked(session_id):
+    """True for a session logout ended, and for one without an id (made before ids were)."""
+    if not session_id:
+        return True
+    return RevokedSession.get_or_none(RevokedSession.session_id == session_id) is not None
+
+
+def _revoke(session_id):
+    """Refuse `session_id` from now on; forget revocations older than any live session."""
+    now = utcnow()
+    lifetime = current_app.permanent_session_lifetime
+    (RevokedSession.insert(session_id=session_id, expires_at=now + lifetime)
+     .on_conflict_ignore().execute())
+    RevokedSession.delete().where(RevokedSession.expires_at < now).execute()
 
 
 def _unauthorised(message):
@@ -84,6 +114,8 @@ def _check_csrf():
 
 
 def _safe_next(target):
+    if target and any(ord(c) < 0x20 or c == "\x7f" or c == "\\" for c in target):
+        return url_for("overview.index")  # CR/LF would split the Location header
     parts = urlsplit(target or "")
     if parts.scheme or parts.netloc or not (target or "").startswith("/") or target.startswith("//"):
         return url_for("overview.index")
@@ -121,6 +153,7 @@ def login():
     session.clear()  # a new session on login: no fixation
     session.permanent = True
     session["auth"] = _fingerprint(_api_key())
+    session["sid"] = secrets.token_urlsafe(24)
     csrf_token()
     return redirect(target)
 
@@ -130,6 +163,8 @@ def logout():
     """GET: a button (a link must not log out); POST: end the session."""
     if request.method == "GET":
         return render_template("auth/logout.html")
+    if session.get("sid"):
+        _revoke(session["sid"])
     session.clear()
     return redirect(url_for("auth.login") if _api_key() else url_for("overview.index"))
 

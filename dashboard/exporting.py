@@ -34,15 +34,26 @@ def _normaliser(columns):
     return normalise
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value):
     return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _inert(value):
+    """A text cell a spreadsheet would run as a formula, quoted with a leading apostrophe
+    (OWASP's advice); numbers, including negative ones, stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def csv_chunks(rows, columns):
     """CSV text in chunks: a header line, then one line per row (a tuple in `columns` order)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(columns)
+    writer.writerow([_inert(c) for c in columns])
     normalise = _normaliser(columns)
     bools = [columns.index(c) for c in BOOL_COLUMNS if c in columns]
     cost = columns.index("cost_usd") if "cost_usd" in columns else None
@@ -52,7 +63,7 @@ def csv_chunks(rows, columns):
             row[index] = _csv_cell(row[index])
         if cost is not None and row[cost] is None:
             row[cost] = "unpriced"  # no known price: not free (an empty cell reads as 0)
-        writer.writerow(row)
+        writer.writerow([_inert(cell) for cell in row])
         if n % 1000 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

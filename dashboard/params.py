@@ -14,6 +14,8 @@ REQUEST_TYPES = ("inference", "query_evaluation", "quota")
 _RELATIVE = re.compile(r"^(\d{1,5})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _CURSOR = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)~(\d{1,19})$")
+MAX_ROW_ID = 2**63 - 1  # the largest id PostgreSQL's bigint (and SQLite's integer) holds
+EARLIEST, LATEST = datetime.datetime(1970, 1, 1), datetime.datetime(2200, 1, 1)
 _STATUS = re.compile(r"^([1-5])(xx|\d\d)$")
 MAX_LIMIT = 500
 # Request-list filters by grouping key (the /usage page links with these).
@@ -43,11 +45,18 @@ def parse_time(name, text, now=None):
         return (now or utcnow()) - datetime.timedelta(**{_UNITS[match[2]]: int(match[1])})
     try:
         value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if value.tzinfo:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise BadParameter(f"{name}: expected an ISO date or datetime, or an age like 24h or 7d; "
                            f"got {text!r}") from None
-    if value.tzinfo:
-        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return _in_range(name, value)
+
+
+def _in_range(name, value):
+    """Dates far from now overflow the arithmetic done with them (ranges, buckets)."""
+    if not EARLIEST <= value <= LATEST:
+        raise BadParameter(f"{name}: must be between {EARLIEST:%Y} and {LATEST:%Y}")
     return value
 
 
@@ -87,7 +96,13 @@ def parse_cursor(text):
     match = _CURSOR.match(text)
     if not match:
         raise BadParameter("before: not a cursor this dashboard made (expected <timestamp>~<id>)")
-    return datetime.datetime.fromisoformat(match[1]), int(match[2])
+    try:
+        timestamp = datetime.datetime.fromisoformat(match[1])
+    except ValueError:
+        raise BadParameter("before: not a cursor this dashboard made (bad timestamp)") from None
+    if int(match[2]) > MAX_ROW_ID:
+        raise BadParameter("before: not a cursor this dashboard made (id out of range)")
+    return _in_range("before", timestamp), int(match[2])
 
 
 def make_cursor(timestamp, row_id):

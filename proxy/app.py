@@ -13,13 +13,17 @@ import socket
 import time
 import uuid
 
+from gunicorn.http.errors import ParseException
+
 from common.logs import event
 from common.models import utcnow
 
-from .auth import AuthError
-from .upstream import UpstreamError
-from .wire import (JSON_PATHS, REASONS, RESPONSE_HOP, Refusal, check_json, client_headers,
-                   error_body, host_domain, make_record, raw_target, upstream_headers)
+from . import refusals
+from .green import deadline, kill, spawn, wait_readable
+from .refusals import Refusal
+from .wire import (JSON_PATHS, REASONS, RESPONSE_HOP, check_json, check_target, client_headers,
+                   error_body, host_domain, make_record, method_label, raw_target,
+                   upstream_headers)
 
 log = logging.getLogger("nexus.proxy")
 
@@ -58,6 +62,7 @@ class Proxy:
     def __init__(self, config, upstream, authenticator, recorder, notifier=None,
                  metrics=None, ping=None):
         self.max_body = config.max_body_bytes
+        self.body_timeout = config.body_timeout_ms / 1000
         self.capture_limit = max(config.max_body_bytes, 64 * 1024 * 1024)
         self.upstream = upstream
         self.auth = authenticator
@@ -88,24 +93,29 @@ class Proxy:
         """Forward one /v1/* request and start streaming the answer."""
         x = Exchange(environ)
         self.in_flight += 1
+        reading = False
         try:
+            check_target(x.path)
+            # Who is asking comes before the body: a refused caller's body is never kept.
+            x.grant = self.auth.authorize(x.domain, x.headers)
+            reading = True
             x.body = self.read_body(environ)
             if x.method == "POST" and x.path in JSON_PATHS:
                 check_json(x.body)
-            x.grant = self.auth.authorize(x.domain, x.headers)
             headers = upstream_headers(x.headers, x.grant)
             sent = time.perf_counter()
             x.overhead_ms = (sent - x.start) * 1000
             response = self.upstream.send(x.method, x.target, x.body or None, headers)
         except Refusal as exc:
+            if not reading:
+                self.skip_body(environ, exc)
             return self.refuse(x, start_response, exc, environ)
-        except (AuthError, UpstreamError) as exc:
-            return self.refuse(x, start_response, Refusal(
-                exc.status, exc.error_type, exc.message, getattr(exc, "headers", ())), environ)
         except Exception:  # a bug of ours: still Anthropic's shape, still recorded
             log.exception("proxy error", extra={"fields": {"request_id": x.request_id}})
-            return self.refuse(x, start_response, Refusal(
-                500, "api_error", "The proxy failed to handle this request."), environ)
+            refusal = refusals.internal()
+            if not reading:
+                self.skip_body(environ, refusal)
+            return self.refuse(x, start_response, refusal, environ)
         received = time.perf_counter()
         x.status = response.status
         out = []
@@ -130,39 +140,74 @@ class Proxy:
         return body
 
     def read_body(self, environ):
-        """The request body, refusing (413) past NEXUS_MAX_BODY_BYTES without reading it all."""
+        """The request body within NEXUS_BODY_TIMEOUT; 413 past NEXUS_MAX_BODY_BYTES (without
+        reading it all), 408 when it stalls, 400 when its chunked framing is broken."""
         stream = environ["wsgi.input"]
-        length = environ.get("CONTENT_LENGTH")
-        if length:
-            length = int(length)
-            if length > self.max_body:
-                raise self.too_large(stream, length)
+        length = int(environ.get("CONTENT_LENGTH") or 0) or None
+        if length is not None and length > self.max_body:
+            raise self.too_large(stream, length)
+        if length is None and environ.get("HTTP_TRANSFER_ENCODING") is None:
+            return b""  # no body: no timer to arm
+        try:
+            with deadline(self.body_timeout, refusals.body_timeout(self.body_timeout)):
+                body = self._read_body(stream, length)
+        except (ParseException, ValueError, OSError) as exc:
+            # A chunk size that is not hex, a chunk without its CRLF, a body cut short.
+            raise refusals.bad_framing(type(exc).__name__) from None
+        if body is None:  # a chunked body past the limit: the drain has its own deadline
+            raise self.too_large(stream, None)
+        return body
+
+    def _read_body(self, stream, length):
+        """The body's bytes; None for a chunked body longer than NEXUS_MAX_BODY_BYTES."""
+        if length is not None:
             return stream.read(length)
-        if environ.get("HTTP_TRANSFER_ENCODING") is None:
-            return b""
         parts, total = [], 0
         while piece := stream.read(CHUNK):
             total += len(piece)
             if total > self.max_body:
-                raise self.too_large(stream, None)
+                return None
             parts.append(piece)
         return b"".join(parts)
 
     def too_large(self, stream, length):
         """A 413 Refusal, after draining the rest of the body so the client reads the answer."""
         limit = max(self.capture_limit, 2 * self.max_body)
-        refusal = Refusal(413, "request_too_large",
-                          f"Request body exceeds NEXUS_MAX_BODY_BYTES ({self.max_body} bytes).")
         if length is not None and length > limit:
+            return refusals.too_large(self.max_body, close_after=True)
+        return refusals.too_large(self.max_body, close_after=not self.drain(stream, limit))
+
+    def skip_body(self, environ, refusal):
+        """A request refused before its body was read: read past the body without keeping
+        it, so that the client reads the answer; close the connection if that fails."""
+        length = environ.get("CONTENT_LENGTH")
+        chunked = environ.get("HTTP_TRANSFER_ENCODING") is not None
+        if not (length and length != "0") and not chunked:
+            return
+        limit = max(self.capture_limit, 2 * self.max_body)
+        try:
+            too_long = bool(length) and int(length) > limit
+        except ValueError:
+            too_long = True
+        if too_long or not self.drain(environ["wsgi.input"], limit):
             refusal.close_after = True
-        else:
-            refusal.close_after = not drain(stream, limit, DRAIN_SECONDS)
-        return refusal
+
+    def drain(self, stream, limit):
+        """Read and drop up to `limit` bytes within DRAIN_SECONDS (or NEXUS_BODY_TIMEOUT if
+        shorter); True if the body ended."""
+        seconds = min(DRAIN_SECONDS, self.body_timeout)
+        try:
+            with deadline(seconds, TimeoutError()):
+                return drain(stream, limit, seconds)
+        except (TimeoutError, ParseException, ValueError, OSError):
+            return False
 
     def refuse(self, x, start_response, refusal, environ):
         """Answer a refused or failed request in Anthropic's shape; it is recorded too."""
         body = error_body(refusal.error_type, refusal.message)
         x.status, x.error = refusal.status, refusal.error or refusal.message
+        if x.grant is None:
+            x.body = None  # a caller refused before being let in stores nothing of its own
         x.chunks, x.captured = [body], len(body)
         headers = [*JSON_HEADERS, ("content-length", str(len(body))), *refusal.headers,
                    ("x-nexus-request-id", x.request_id)]
@@ -182,7 +227,7 @@ class Proxy:
             self.notifier.submit(record, x.grant.slack_webhook, x.grant.slack_options)
         m = self.metrics
         if m is not None:
-            m.inc("nexus_requests_total", f'method="{x.method}",status="{x.status}"')
+            m.inc("nexus_requests_total", f'method="{method_label(x.method)}",status="{x.status}"')
             m.observe("nexus_request_duration_seconds", now - x.start)
             m.observe("nexus_overhead_seconds", x.overhead_ms / 1000)
             if x.first_byte is not None:
@@ -234,11 +279,8 @@ class Relay:
             event(log, "upstream connection lost before the first byte", logging.WARNING,
                   request_id=self.x.request_id, reason=type(exc).__name__)
             if "timeout" in type(exc).__name__.lower():
-                return Refusal(504, "timeout_error", "The upstream API did not answer in time.",
-                               error=lost)
-            return Refusal(502, "api_error",
-                           "The upstream API closed the connection before sending a body.",
-                           error=lost)
+                return refusals.upstream_timeout(error=lost)
+            return refusals.upstream_closed(lost)
         if not chunk:
             self.done = not self.cancelled
         else:
@@ -249,7 +291,7 @@ class Relay:
         """Drop a response that failed before its first byte (the caller answers instead)."""
         self.closed = True
         if self.watcher is not None:
-            self.watcher.kill(block=False)
+            kill(self.watcher)
         self.response.close()
         self.response.release_conn()
 
@@ -295,7 +337,7 @@ class Relay:
             return
         self.closed = True
         if self.watcher is not None:
-            self.watcher.kill(block=False)
+            kill(self.watcher)
         if self.done:
             self.response.release_conn()
         else:
@@ -345,19 +387,16 @@ def _json(start_response, status, value):
 # -- the two places that touch sockets directly ---------------------------------------
 def watch_disconnect(sock, relay):
     """A greenlet that cancels `relay` when the client closes its connection."""
-    import gevent
-    from gevent.socket import wait_read
-
     def watch():
         try:
-            wait_read(sock.fileno())
+            wait_readable(sock.fileno())
             if sock.recv(1, socket.MSG_PEEK):
                 return  # the client sent more (a pipelined request), it is still there
         except OSError:
             pass
         relay.cancel()
 
-    return gevent.spawn(watch)
+    return spawn(watch)
 
 
 def interrupt(response):

@@ -12,6 +12,7 @@
 `authorize` is on the hot path: a dict lookup and, at most once a second per
 Host, one stat(); client keys are cached for a few seconds.
 """
+import errno
 import hmac
 import logging
 import os
@@ -23,8 +24,10 @@ from common import credentials, keys
 from common.models import ClientKey
 from common.redact import hash_secret
 
-from .limits import DATABASE_ERRORS, LimitExceeded, Limiter, connected
+from . import refusals
+from .limits import DATABASE_ERRORS, Limiter, connected
 from .oauth import OAUTH_BETA, Refresher, is_expired
+from .refusals import Refusal
 
 log = logging.getLogger("nexus.proxy.auth")
 
@@ -32,22 +35,6 @@ STAT_TTL_S = 1.0       # a new, changed or deleted credential file is seen withi
 KEY_TTL_S = 5.0        # a revoked client key is refused within this
 KEY_STALE_S = 300.0    # a known key keeps working this long while the database is down
 MAX_CACHED = 4096      # Host values and presented keys are client-chosen: bound the caches
-
-
-class AuthError(Exception):
-    """A refusal in Anthropic's error vocabulary; `headers` go to the client too."""
-
-    def __init__(self, status, error_type, message, headers=()):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.headers = tuple(headers)
-
-
-def _unauthorized(message):
-    return AuthError(401, "authentication_error", message,
-                     (("www-authenticate", 'Bearer realm="claude-nexus"'),))
 
 
 @dataclass(frozen=True)
@@ -101,7 +88,7 @@ def merge_beta(client_value, flag):
 
 
 class Authenticator:
-    """Turns (Host, client headers) into a Grant, or raises AuthError."""
+    """Turns (Host, client headers) into a Grant, or raises a Refusal."""
 
     def __init__(self, config, refresher=None, limiter=None):
         self.client_auth = config.client_auth
@@ -118,12 +105,12 @@ class Authenticator:
         try:
             domain = credentials.check_domain(domain)
         except ValueError as exc:
-            raise AuthError(400, "invalid_request_error", f"invalid Host header: {exc}") from None
+            raise refusals.invalid(f"invalid Host header: {exc}") from None
         cred, name = self._find(domain, headers.get("host"))
         client_key_id = None
         if self.client_auth:
             if cred is None:
-                raise _unauthorized(f"no credentials are configured for {domain}")
+                raise refusals.unauthorized(f"no credentials are configured for {domain}")
             client_key_id = self._check_client_key(domain, headers, cred)
         if cred is None:
             secret = presented_secret(headers)
@@ -157,8 +144,12 @@ class Authenticator:
         try:
             st = os.stat(path)
             signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             signature = None
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            signature = None  # a Host this long cannot have a credential file: passthrough
         if entry is not None and signature == entry[1]:
             entry[0] = now
             return entry[2]
@@ -181,8 +172,8 @@ class Authenticator:
                       domain, exc)
             if entry is not None and entry[2] is not None:
                 return entry[2]
-            raise AuthError(500, "api_error",
-                            f"the proxy's credential file for {domain} is invalid") from None
+            raise refusals.misconfigured(
+                f"the proxy's credential file for {domain} is invalid") from None
 
     def _credential_grant(self, domain, headers, cred, client_key_id):
         if cred.type == "oauth":
@@ -192,7 +183,7 @@ class Authenticator:
                 self._files[domain] = [time.monotonic(), _signature(path), fresh, path]
                 cred = fresh
             if is_expired(cred):
-                raise _unauthorized(f"the OAuth token for {domain} has expired and could not be "
+                raise refusals.unauthorized(f"the OAuth token for {domain} has expired and could not be "
                                     "refreshed; see `nexus credentials check`")
             set_headers = (("authorization", f"Bearer {cred.access_token}"),
                            ("anthropic-beta", merge_beta(headers.get("anthropic-beta"), OAUTH_BETA)))
@@ -219,21 +210,20 @@ class Authenticator:
     def _check_client_key(self, domain, headers, cred):
         presented = presented_secret(headers)
         if not presented:
-            raise _unauthorized("a client key is required: send it as x-api-key "
+            raise refusals.unauthorized("a client key is required: send it as x-api-key "
                                 "or Authorization: Bearer")
         if cred.client_api_key and hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
                                                        cred.client_api_key.encode("utf-8", "surrogateescape")):
             return "file:" + hash_secret(cred.client_api_key)[:12]
         info = self._lookup_key(presented)
         if info is None or info.revoked:
-            raise _unauthorized("invalid client key")
+            raise refusals.unauthorized("invalid client key")
         if info.domain and info.domain != domain:
-            raise AuthError(403, "permission_error", f"client key {info.key_id} is not valid for {domain}")
+            raise refusals.forbidden(f"client key {info.key_id} is not valid for {domain}")
         try:
             self.limiter.check(info.key_id, info.requests_per_minute, info.daily_budget_usd)
-        except LimitExceeded as exc:
-            raise AuthError(429, "rate_limit_error", exc.message,
-                            (("retry-after", str(exc.retry_after)),)) from None
+        except Refusal:
+            raise
         except DATABASE_ERRORS as exc:
             # A database outage must not take the proxy down with it: limits fail open.
             log.warning("client key limits not checked (database error: %s)", type(exc).__name__)
@@ -254,7 +244,7 @@ class Authenticator:
                 if cached is not None and now - cached[0] < KEY_STALE_S:
                     return cached[1]
                 log.error("client key store unavailable (%s)", type(exc).__name__)
-                raise AuthError(503, "api_error", "client keys cannot be checked right now") from None
+                raise refusals.unavailable("client keys cannot be checked right now") from None
         with self._lock:
             if len(self._keys) >= MAX_CACHED:
                 self._keys.clear()

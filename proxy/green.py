@@ -6,6 +6,7 @@ yield (a lock shared with such a thread, a child process spawned from the hub),
 needs the originals; outside gevent (tests, the writer process) they are the
 ordinary functions.
 """
+import contextlib
 import importlib
 
 
@@ -57,6 +58,16 @@ def event():
     return threading.Event()
 
 
+def wait_readable(fd, timeout=None):
+    """Wait until `fd` can be read (or is closed): cooperatively under gevent."""
+    if under_gevent():
+        from gevent.socket import wait_read
+        wait_read(fd, timeout=timeout)
+        return
+    import select
+    select.select([fd], [], [], timeout)
+
+
 def wait_writable(fd, timeout=None):
     """Wait until `fd` can be written: cooperatively under gevent."""
     if under_gevent():
@@ -65,6 +76,28 @@ def wait_writable(fd, timeout=None):
         return
     import select
     select.select([], [fd], [], timeout)
+
+
+@contextlib.contextmanager
+def deadline(seconds, exception):
+    """Raise `exception` (an instance) in the block if it runs past `seconds`.
+
+    Under gevent a greenlet blocked on a socket is woken with it; elsewhere (tests of
+    the WSGI app on in-memory bodies) nothing blocks, and no limit is set.
+    """
+    if not under_gevent():
+        yield
+        return
+    import gevent
+    with gevent.Timeout(seconds, exception):
+        yield
+
+
+def kill(task):
+    """Stop what `spawn` started, without waiting: a greenlet is killed; a thread (outside
+    gevent, where nothing blocks on a socket for long) is left to finish."""
+    if hasattr(task, "kill"):
+        task.kill(block=False)
 
 
 def join(task, timeout):

@@ -44,11 +44,26 @@ def on_exit(server):
     metrics.remove_shared_dir()
 
 
+def _anthropic_shaped_errors():
+    """gunicorn answers requests it cannot parse itself, in HTML, through util.write_error
+    (its one writer of such answers): answer them in Anthropic's error shape instead."""
+    from gunicorn import util
+
+    from proxy.refusals import gunicorn_error
+
+    def write_error(sock, status, reason, message):
+        util.write_nonblock(sock, gunicorn_error(status, reason, message))
+
+    util.write_error = write_error
+
+
 def post_worker_init(worker):
-    """In the worker, after gevent's monkey-patching: cooperative psycopg2, then the app."""
+    """In the worker, after gevent's monkey-patching: cooperative psycopg2, Anthropic-shaped
+    errors from gunicorn, then the app."""
     from common.db import make_psycopg2_cooperative
     from proxy import wsgi
     make_psycopg2_cooperative()
+    _anthropic_shaped_errors()
     from proxy.green import real_rlock
     logs.use_locks(real_rlock)  # the writer thread logs too
     wsgi.app.load(connections=worker.cfg.worker_connections)

@@ -20,6 +20,8 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from common.models import ApiRequest, UsageWindow, utcnow
 
+from .refusals import rate_limited
+
 log = logging.getLogger("nexus.proxy.limits")
 
 # What a database that is down, or too busy to lend a connection, raises.
@@ -28,15 +30,6 @@ DATABASE_ERRORS = (pw.PeeweeException, MaxConnectionsExceeded)
 BUDGET_TTL_S = 5.0
 PRUNE_EVERY_S = 600.0
 KEEP_WINDOWS = datetime.timedelta(days=1)
-
-
-class LimitExceeded(Exception):
-    """A key used up its rate or budget; `retry_after` is in whole seconds."""
-
-    def __init__(self, message, retry_after):
-        super().__init__(message)
-        self.message = message
-        self.retry_after = max(1, int(retry_after))
 
 
 class connected:
@@ -58,7 +51,7 @@ class connected:
 
 
 class Limiter:
-    """Checks and counts one request against a key's limits; raises LimitExceeded."""
+    """Checks and counts one request against a key's limits; raises a 429 Refusal."""
 
     def __init__(self, clock=utcnow):
         self._clock = clock
@@ -67,7 +60,7 @@ class Limiter:
         self._last_prune = time.monotonic()
 
     def check(self, key_id, requests_per_minute=None, daily_budget_usd=None):
-        """Raise LimitExceeded if the key is over budget or over its rate; else count it."""
+        """Raise a 429 Refusal if the key is over budget or over its rate; else count it."""
         if not requests_per_minute and daily_budget_usd is None:
             return
         now = self._clock()
@@ -77,12 +70,12 @@ class Limiter:
                 spent, unpriced = self._spent_today(key_id, now)
                 midnight = datetime.datetime.combine(now.date(), datetime.time()) + datetime.timedelta(days=1)
                 if unpriced:
-                    raise LimitExceeded(
+                    raise rate_limited(
                         f"client key {key_id} has a daily budget and {unpriced} request(s) today "
                         "to a model without a known price; add its price (NEXUS_PRICING_FILE) "
                         "and run `nexus reprice`", (midnight - now).total_seconds())
                 if spent >= daily_budget_usd:
-                    raise LimitExceeded(
+                    raise rate_limited(
                         f"client key {key_id} has used its daily budget of ${daily_budget_usd:.2f}",
                         (midnight - now).total_seconds())
             if requests_per_minute:
@@ -115,7 +108,7 @@ class Limiter:
                    .as_rowcount().execute())
         if not counted:
             reset = start + datetime.timedelta(minutes=1)
-            raise LimitExceeded(f"client key {key_id} is limited to {limit} requests per minute",
+            raise rate_limited(f"client key {key_id} is limited to {limit} requests per minute",
                                 (reset - now).total_seconds())
 
     def _maybe_prune(self, now):

@@ -163,9 +163,29 @@ class DatabaseSink:
                 self._mark_down(exc)
                 self._spool([record])
             except Exception as exc:
-                event(log, "record rejected by the database", logging.ERROR,
-                      request_id=record.get("request_id"), reason=repr(exc)[:500])
-                Spool(os.path.join(self.spool.directory, "rejected")).append([record])
+                self._reject(record, exc)
+
+    def _save_or_reject(self, batch):
+        """Save a replayed batch; a record the database refuses for its content is set aside
+        (like `_write_one_by_one`), so that one bad record never stops the spool behind it.
+        An outage still raises, and the file stays for the next replay."""
+        try:
+            self._save(batch)
+        except UNAVAILABLE:
+            raise
+        except Exception:
+            for record in batch:
+                try:
+                    self._save([record])
+                except UNAVAILABLE:
+                    raise
+                except Exception as exc:
+                    self._reject(record, exc)
+
+    def _reject(self, record, exc):
+        event(log, "record rejected by the database", logging.ERROR,
+              request_id=record.get("request_id"), reason=repr(exc)[:500])
+        Spool(os.path.join(self.spool.directory, "rejected")).append([record])
 
     def _spool(self, records):
         stored = self.spool.append(records)  # records written whole; a torn one is lost
@@ -179,7 +199,7 @@ class DatabaseSink:
             return
         self.spool.rotate()
         try:
-            replayed = self.spool.replay(self._save, self.batch_size, self.batch_bytes)
+            replayed = self.spool.replay(self._save_or_reject, self.batch_size, self.batch_bytes)
         except UNAVAILABLE as exc:
             self._mark_down(exc)
             return

@@ -30,14 +30,24 @@ log = logging.getLogger("nexus.spool")
 _counter = itertools.count(1)
 
 
+TAGS = ("$b64", "$dt", "$dict")
+
+
 def encode(record):
-    """One JSON line for a record: bytes as base64, datetimes as ISO text."""
+    """One JSON line for a record: bytes as base64, datetimes as ISO text.
+
+    A value that is itself a one-key dict named like a tag (a client may send a header
+    called `$b64`) is wrapped in `{"$dict": ...}`, so that decoding gives it back as the
+    dict it was and never mistakes it for an encoded value.
+    """
     out = {}
     for key, value in record.items():
         if isinstance(value, (bytes, bytearray)):
             value = {"$b64": base64.b64encode(value).decode("ascii")}
         elif isinstance(value, datetime.datetime):
             value = {"$dt": value.isoformat()}
+        elif isinstance(value, dict) and len(value) == 1 and next(iter(value)) in TAGS:
+            value = {"$dict": value}
         out[key] = value
     return json.dumps(out, separators=(",", ":")).encode("utf-8") + b"\n"
 
@@ -51,6 +61,8 @@ def decode(line):
                 record[key] = base64.b64decode(value["$b64"])
             elif "$dt" in value:
                 record[key] = datetime.datetime.fromisoformat(value["$dt"])
+            elif "$dict" in value:
+                record[key] = value["$dict"]
     return record
 
 
@@ -198,6 +210,6 @@ def _read_records(f, path):
             continue
         try:
             yield decode(line), len(line)
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             event(log, "spool line unreadable, skipped", logging.WARNING,
                   file=os.path.basename(path), line=number)

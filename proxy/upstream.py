@@ -2,8 +2,8 @@
 
 `Upstream.send()` makes one call and returns the urllib3 response unread
 (`preload_content=False`), so that the caller streams it. Connection failures
-become `UpstreamError(502)`, a wait for headers past CLAUDE_API_TIMEOUT becomes
-`UpstreamError(504)`. With NEXUS_UPSTREAM_RETRIES > 0, a refused or reset
+become a 502 Refusal, a wait for headers past CLAUDE_API_TIMEOUT becomes
+a 504 Refusal. With NEXUS_UPSTREAM_RETRIES > 0, a refused or reset
 connection and a 529 (overloaded) are retried, since nothing has reached the
 client yet; a 529's `retry-after` is honoured when it is short.
 """
@@ -18,22 +18,14 @@ from urllib3.util import SKIP_HEADER
 
 from common.logs import event
 
+from .refusals import upstream_timeout, upstream_unreachable
+
 log = logging.getLogger("nexus.upstream")
 
 RETRY_STATUSES = frozenset({529})
 MAX_RETRY_WAIT_S = 10.0  # a longer retry-after goes to the client, who may wait itself
 BACKOFF_S = 0.25
 DEFAULT_CONNECTIONS = 2000  # gunicorn_conf's worker_connections, when not told
-
-
-class UpstreamError(Exception):
-    """The upstream could not be reached (502) or did not answer in time (504)."""
-
-    def __init__(self, status, error_type, message):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
 
 
 def retry_after_seconds(value):
@@ -59,8 +51,9 @@ def pool_size(config, connections=None):
 class Upstream:
     """A keep-alive connection pool to CLAUDE_API_BASE_URL."""
 
-    def __init__(self, config, sleep=time.sleep, connections=None):
+    def __init__(self, config, sleep=time.sleep, connections=None, metrics=None):
         parts = urlsplit(config.upstream_url)
+        self.metrics = metrics
         self.base_path = parts.path.rstrip("/")
         self.retries = max(0, config.upstream_retries)
         self.sleep = sleep
@@ -78,7 +71,7 @@ class Upstream:
         self.manager = manager
 
     def send(self, method, path, body, headers):
-        """Send one request; return the unread response or raise UpstreamError."""
+        """Send one request; return the unread response or raise a Refusal (502, 504)."""
         if "user-agent" not in headers:
             headers["user-agent"] = SKIP_HEADER  # don't invent one for the client
         target = self.base_path + path
@@ -91,15 +84,13 @@ class Upstream:
                     decode_content=False, release_conn=False)
             except ReadTimeoutError:
                 # The upstream has the request and may be working on it: never retry.
-                raise UpstreamError(504, "timeout_error",
-                                    "The upstream API did not answer in time.") from None
+                raise upstream_timeout() from None
             except (ConnectTimeoutError, NewConnectionError, ProtocolError, HTTPError, OSError) as exc:
                 if attempt < self.retries:
                     attempt += 1
                     self._wait(attempt, None, f"connection error: {type(exc).__name__}")
                     continue
-                raise UpstreamError(502, "api_error",
-                                    f"The upstream API is unreachable ({type(exc).__name__}).") from None
+                raise upstream_unreachable(type(exc).__name__) from None
             if response.status in RETRY_STATUSES and attempt < self.retries:
                 wait = retry_after_seconds(response.headers.get("retry-after"))
                 if wait is None or wait <= MAX_RETRY_WAIT_S:
@@ -114,6 +105,8 @@ class Upstream:
     def _wait(self, attempt, wait, reason):
         seconds = wait if wait is not None else min(BACKOFF_S * 2 ** (attempt - 1), MAX_RETRY_WAIT_S)
         event(log, "upstream retry", attempt=attempt, wait_s=seconds, reason=reason)
+        if self.metrics is not None:
+            self.metrics.inc("nexus_upstream_retries_total")
         self.sleep(seconds)
 
     def close(self):

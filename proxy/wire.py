@@ -9,6 +9,8 @@ from http import HTTPStatus
 
 from common.redact import redact_headers
 
+from .refusals import Refusal, invalid  # noqa: F401  (Refusal: its old home, still importable)
+
 FULL_JSON_CHECK_BYTES = 16 * 1024  # bigger bodies get a structural check (docs/adr/0032)
 JSON_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens",
                         "/v1/messages/batches", "/v1/complete"})
@@ -18,17 +20,6 @@ RESPONSE_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy
                           "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
 REASONS = {s.value: s.phrase for s in HTTPStatus} | {529: "Overloaded"}
 _WS = b" \t\r\n"
-
-
-class Refusal(Exception):
-    """A request the proxy answers itself, in Anthropic's error shape."""
-
-    def __init__(self, status, error_type, message, headers=(), error=None):
-        super().__init__(message)
-        self.status, self.error_type, self.message = status, error_type, message
-        self.headers = tuple(headers)
-        self.error = error  # what the record's error says, when not the client's message
-        self.close_after = False
 
 
 def error_body(error_type, message):
@@ -76,6 +67,27 @@ def raw_target(environ):
     return environ["PATH_INFO"] + ("?" + query if query else "")
 
 
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def method_label(method):
+    """The method as a metrics label: the client picks it, so unknown ones are "other"."""
+    return method if method in METHODS else "other"
+
+
+def check_target(path):
+    """Refuse (400) a raw /v1 path that could leave /v1 once the upstream decodes it:
+    dot segments (also percent-encoded), encoded slashes and backslashes."""
+    if not path.startswith("/v1/"):
+        raise invalid("The request path must start with /v1/ as sent (not percent-encoded).")
+    lower = path.lower()
+    if "%2f" in lower or "%5c" in lower or "\\" in path:
+        raise invalid("The request path may not contain encoded slashes or backslashes.")
+    for segment in lower.split("/"):
+        if segment.replace("%2e", ".") in (".", ".."):
+            raise invalid("The request path may not contain . or .. segments.")
+
+
 def host_domain(host):
     """The Host header without its port, lower-cased (host names are case-insensitive)."""
     host = host.lower()
@@ -90,9 +102,11 @@ def check_json(body):
         try:
             value = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise Refusal(400, "invalid_request_error", "The request body is not valid JSON.") from None
+            raise invalid("The request body is not valid JSON.") from None
+        except RecursionError:
+            raise invalid("The request body is nested too deeply.") from None
         if not isinstance(value, dict):
-            raise Refusal(400, "invalid_request_error", "The request body must be a JSON object.")
+            raise invalid("The request body must be a JSON object.")
         return
     # Large bodies: the cheap checks (valid UTF-8, braces at both ends); the upstream
     # still validates the rest and answers 400 in the same shape.
@@ -102,11 +116,11 @@ def check_json(body):
     while end > start and body[end] in _WS:
         end -= 1
     if body[start] != 0x7B or body[end] != 0x7D:  # { ... }
-        raise Refusal(400, "invalid_request_error", "The request body must be a JSON object.")
+        raise invalid("The request body must be a JSON object.")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
-        raise Refusal(400, "invalid_request_error", "The request body is not valid UTF-8.") from None
+        raise invalid("The request body is not valid UTF-8.") from None
 
 
 def make_record(x, now):

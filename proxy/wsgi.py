@@ -30,7 +30,7 @@ def create_app(config=None, authenticator=None, notifier=None, connections=None)
     database = db.connect(config.database_url, pool_size=4)
     metrics = Metrics()
     recorder = RecordQueue(config, WriterProcess(config, metrics.shared_dir), metrics=metrics)
-    upstream = Upstream(config, connections=connections)
+    upstream = Upstream(config, connections=connections, metrics=metrics)
     return Proxy(config, upstream, authenticator or Authenticator(config), recorder,
                  notifier or Notifier(config), metrics, ping=lambda: ping(database))
 

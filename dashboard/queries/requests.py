@@ -133,15 +133,31 @@ def get_request(request_id):
     return query.dicts().first()
 
 
+MAX_SHOWN_DEPTH = 64  # deeper JSON is shown as text: rendering it would recurse past the stack
+
+
 def _json_or_text(data):
     if data is None:
         return None
     if isinstance(data, bytes):
         data = data.decode("utf-8", "replace")
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except (ValueError, RecursionError):  # not JSON, or nested too deep to show as JSON
         return data
+    return data if _deeper_than(value, MAX_SHOWN_DEPTH) else value
+
+
+def _deeper_than(value, limit):
+    """True when `value` nests lists and objects more than `limit` deep (no recursion)."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [child for item in level if isinstance(item, (list, dict))
+                 for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (list, dict))]
+        if not level:
+            return False
+    return True
 
 
 def get_bodies(request_id, stream=False):

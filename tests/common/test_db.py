@@ -63,3 +63,24 @@ print(round(time.monotonic() - start, 2))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) < 0.9, "the two queries ran one after the other"
+
+
+def test_connect_timeout_holds_under_gevent():
+    # A server that accepts and never answers: libpq's own timer is off with a wait
+    # callback, so the callback must give up after connect_timeout.
+    code = r"""
+from gevent import monkey; monkey.patch_all()
+import socket, time, psycopg2
+from common.db import make_psycopg2_cooperative
+assert make_psycopg2_cooperative()
+silent = socket.socket(); silent.bind(("127.0.0.1", 0)); silent.listen(8)
+start = time.monotonic()
+try:
+    psycopg2.connect(host="127.0.0.1", port=silent.getsockname()[1], user="postgres",
+                     dbname="x", connect_timeout=1)
+except psycopg2.OperationalError as exc:
+    print(round(time.monotonic() - start, 2))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout and float(out.stdout) < 2.5, out.stdout

@@ -308,16 +308,17 @@ def test_a_bug_in_the_proxy_is_a_500_in_anthropics_shape_and_is_recorded(tmp_pat
     import io
 
     from common import config as nexus_config
+    from proxy.auth import Authenticator
     from proxy.recorder import RecordQueue
-    from proxy.upstream import Upstream
 
-    class BrokenAuth:
-        def authorize(self, domain, headers):
+    class BrokenUpstream:
+        def send(self, method, path, body, headers):
             raise RuntimeError("a bug")
 
-    config = nexus_config.load({"NEXUS_SPOOL_DIR": str(tmp_path)})
+    config = nexus_config.load({"NEXUS_SPOOL_DIR": str(tmp_path),
+                                "CREDENTIALS_DIR": str(tmp_path)})
     recorder = RecordQueue(config, channel=None)  # not started: records stay queued
-    proxy = app.Proxy(config, Upstream(config), BrokenAuth(), recorder)
+    proxy = app.Proxy(config, BrokenUpstream(), Authenticator(config), recorder)
     body = b'{"model": "m", "messages": []}'
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/messages", "QUERY_STRING": "",
                "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",

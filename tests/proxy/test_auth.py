@@ -11,7 +11,8 @@ from common import db as nexus_db
 from common import keys
 from common.redact import hash_secret
 from proxy import auth
-from proxy.auth import AuthError, Authenticator
+from proxy.auth import Authenticator
+from proxy.refusals import Refusal
 
 API_KEY = "sk-ant-api03-SECRETAPIKEY-0123456789"
 ACCESS = "sk-ant-oat01-SECRETACCESS-0123456789"
@@ -77,7 +78,7 @@ def test_passthrough_costs_microseconds_and_one_stat_per_second(tmp_path, monkey
 @pytest.mark.parametrize("host", ["..", "../../etc/passwd", "a/b", "a\\b", "a\x00b", "a\r\nb",
                                   "x" * 300, ""])
 def test_a_host_that_could_escape_the_directory_gets_400(tmp_path, host):
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         make_auth(tmp_path).authorize(host, {"x-api-key": USER_KEY})
     assert (info.value.status, info.value.error_type) == (400, "invalid_request_error")
 
@@ -126,7 +127,7 @@ def test_a_broken_file_keeps_the_last_good_version_else_500(tmp_path, fast_reloa
     with open(path, "w") as f:
         f.write('{"type": "api_key", "api_')  # a half-saved edit
     assert a.authorize("team.example", {}).set_headers == (("x-api-key", API_KEY),)
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         make_auth(tmp_path).authorize("team.example", {})
     assert info.value.status == 500 and API_KEY not in info.value.message
 
@@ -155,7 +156,7 @@ def test_domain_slack_block_overrides_the_global_webhook(tmp_path):
 # -- client keys ---------------------------------------------------------------------
 
 def test_client_auth_refuses_hosts_without_a_credential_file(tmp_path):
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         make_auth(tmp_path, ENABLE_CLIENT_AUTH="true").authorize("nofile.example", {"x-api-key": CLIENT})
     assert (info.value.status, info.value.error_type) == (401, "authentication_error")
 
@@ -172,7 +173,7 @@ def test_the_files_client_key_is_checked_in_constant_time_and_swapped(tmp_path, 
         assert grant.client_key_id.startswith("file:") and CLIENT not in grant.client_key_id
     assert calls
     for headers in ({}, {"x-api-key": CLIENT + "x"}, {"authorization": "Basic abc"}):
-        with pytest.raises(AuthError) as info:
+        with pytest.raises(Refusal) as info:
             a.authorize("team.example", headers)
         assert info.value.status == 401
         assert ("www-authenticate", 'Bearer realm="claude-nexus"') in info.value.headers
@@ -190,12 +191,12 @@ def test_keys_from_nexus_keys_create_are_accepted_scoped_and_revocable(tmp_path,
     assert dict(grant.set_headers)["authorization"] == f"Bearer {ACCESS}"
     assert a.authorize("other.example", {"authorization": f"Bearer {any_secret}"}).client_key_id == anywhere.key_id
     assert a.authorize("team.example", {"x-api-key": scoped_secret}).client_key_id == scoped.key_id
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         a.authorize("other.example", {"x-api-key": scoped_secret})
     assert (info.value.status, info.value.error_type) == (403, "permission_error")
 
     keys.revoke(anywhere.key_id)
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         a.authorize("team.example", {"x-api-key": any_secret})
     assert info.value.status == 401
 
@@ -208,7 +209,7 @@ def test_revocation_is_honoured_within_the_cache_lifetime(tmp_path, database, mo
     a.authorize("team.example", {"x-api-key": secret})
     keys.revoke(row.key_id)
     time.sleep(0.35)
-    with pytest.raises(AuthError):
+    with pytest.raises(Refusal):
         a.authorize("team.example", {"x-api-key": secret})
 
 
@@ -222,6 +223,6 @@ def test_a_known_key_survives_a_database_outage(tmp_path, database, monkeypatch)
     database.close()
     nexus_db.connect("postgresql://postgres@127.0.0.1:1/nothing_listens_here")
     assert a.authorize("team.example", {"x-api-key": secret}).client_key_id == row.key_id
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         a.authorize("team.example", {"x-api-key": unknown})
     assert info.value.status == 503

@@ -12,7 +12,8 @@ from common import config as nexus_config
 from common import db as nexus_db
 from common import keys
 from common.models import ApiRequest, UsageWindow, utcnow
-from proxy.auth import AuthError, Authenticator
+from proxy.auth import Authenticator
+from proxy.refusals import Refusal
 from proxy.limits import Limiter
 
 
@@ -26,7 +27,7 @@ def attempt(a, secret):
     try:
         a.authorize("team.example", {"x-api-key": secret})
         return "ok"
-    except AuthError as exc:
+    except Refusal as exc:
         return (exc.status, exc.error_type, dict(exc.headers).get("retry-after"))
 
 
@@ -115,7 +116,7 @@ def test_an_unpriced_request_stops_a_budget_until_it_is_priced(tmp_path, databas
     assert attempt(Authenticator(setup_dir(tmp_path), limiter=Limiter(clock=Clock(now))), secret) == "ok"
     _spend(row.key_id, None, now - datetime.timedelta(minutes=5))
     refused = Authenticator(setup_dir(tmp_path), limiter=Limiter(clock=Clock(now)))
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         refused.authorize("team.example", {"x-api-key": secret})
     assert (info.value.status, info.value.error_type) == (429, "rate_limit_error")
     assert "without a known price" in info.value.message and "nexus reprice" in info.value.message

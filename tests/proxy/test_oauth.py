@@ -14,7 +14,8 @@ from common import config as nexus_config
 from common import credentials
 from common import db as nexus_db
 from proxy import oauth
-from proxy.auth import AuthError, Authenticator
+from proxy.auth import Authenticator
+from proxy.refusals import Refusal
 
 TOKEN_URL = "https://tokens.test/v1/oauth/token"
 OLD_ACCESS = "sk-ant-oat01-OLDACCESS-0123456789"
@@ -82,7 +83,7 @@ def test_a_failed_refresh_uses_the_old_token_until_it_expires(tmp_path, database
 def test_an_expired_token_that_cannot_be_refreshed_gets_401(tmp_path, database):
     write_oauth(tmp_path, expires_in_s=-10)
     responses.post(TOKEN_URL, status=500)
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Refusal) as info:
         make_auth(tmp_path).authorize("team.example", {})
     assert (info.value.status, info.value.error_type) == (401, "authentication_error")
     assert OLD_ACCESS not in info.value.message
@@ -133,7 +134,7 @@ def _race_child(directory, token_url, db_url, use_file_lock, barrier, results):
     barrier.wait(30)
     try:
         results.put(bearer(a.authorize("team.example", {})))
-    except AuthError as exc:
+    except Refusal as exc:
         results.put(f"error {exc.status}")
 
 

@@ -228,3 +228,35 @@ def spool_lines(directory):
             with open(os.path.join(directory, name), "rb") as f:
                 lines += f.read().count(b"\n")
     return lines
+
+
+# -- the line format under hostile input ------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TAG_LIKE = st.sampled_from(["$b64", "$dt", "$dict", "$x", "b64"])
+HEADER_NAMES = st.one_of(TAG_LIKE, st.text(min_size=1, max_size=12))
+HEADER_VALUES = st.one_of(st.text(max_size=20), st.sampled_from(["eA==", "2026-01-01T00:00:00"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3),
+       response_headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3),
+       body=st.one_of(st.none(), st.binary(max_size=50)), error=st.one_of(st.none(), st.text(max_size=20)))
+def test_any_headers_and_bodies_come_back_as_they_went_in(request_headers, response_headers,
+                                                          body, error):
+    """Client-chosen header names (`$b64`, `$dt`, ...) never turn into encoded values."""
+    original = record(request_headers=request_headers, response_headers=response_headers,
+                      request_body=body, error=error)
+    assert decode(encode(original)) == original
+
+
+def test_a_header_named_like_a_tag_is_saved_by_replay(tmp_path, db_url, database):
+    spool = Spool(str(tmp_path / "spool"))
+    poisoned = [record(request_headers={"$b64": "eA=="}), record(request_headers={"$dt": "x"})]
+    spool.append([*poisoned, record()])
+    spool.rotate()
+    prices = pricing.load_prices(None)
+    config = nexus_config.load({"DATABASE_URL": db_url})
+    assert spool.replay(lambda batch: store.save_records(database, batch, prices, config)) == 3
+    assert len(fetch_rows(db_url)) == 3

@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from common import config as nexus_config
-from proxy.upstream import MAX_RETRY_WAIT_S, Upstream, UpstreamError, retry_after_seconds
+from proxy.refusals import Refusal
+from proxy.upstream import MAX_RETRY_WAIT_S, Upstream, retry_after_seconds
 from tests.proxy.conftest import established_to, free_port
 from tests.proxy_server import running_proxy
 
@@ -104,7 +105,7 @@ def test_a_long_retry_after_is_left_to_the_client():
 
 def test_a_refused_connection_is_retried_with_backoff_then_502():
     upstream, waits = upstream_for(f"http://127.0.0.1:{free_port()}", retries=2)
-    with pytest.raises(UpstreamError) as caught:
+    with pytest.raises(Refusal) as caught:
         upstream.send("POST", "/v1/messages", b"{}", {})
     assert caught.value.status == 502 and waits == [0.25, 0.5]
 
@@ -112,7 +113,7 @@ def test_a_refused_connection_is_retried_with_backoff_then_502():
 def test_a_timeout_waiting_for_headers_is_504_and_never_retried(upstream):
     client, waits = upstream_for(upstream.url, retries=3, timeout_ms=300)
     started = time.monotonic()
-    with pytest.raises(UpstreamError) as caught:
+    with pytest.raises(Refusal) as caught:
         client.send("POST", "/v1/messages", b"{}", {"x-fake-scenario": "hang-before-headers",
                                                      "x-fake-delay-ms": "2000"})
     assert caught.value.status == 504 and waits == []

@@ -3,6 +3,8 @@ import pytest
 
 from proxy import wire
 from proxy.auth import Grant
+from proxy.refusals import Refusal
+from proxy.wire import check_target, method_label
 
 
 def test_upstream_headers_drop_hop_by_hop_and_apply_the_grant():
@@ -55,3 +57,21 @@ def test_the_record_carries_no_secret_header():
     assert "secret" not in repr(record)
     assert record["request_headers"]["anthropic-version"] == "2023-06-01"
     assert record["response_headers"] == {"set-cookie": "[redacted]", "request-id": "q"}
+
+
+@pytest.mark.parametrize("path", ["/v1/../admin", "/v1/%2e%2e/admin", "/v1/%2E./x", "/v1/./messages",
+                                  "/v1/a%2fb", "/v1/a%5Cb", "/v1/a\\b", "/%761/messages", "/v1/messages/.."])
+def test_paths_that_could_leave_v1_are_refused(path):
+    with pytest.raises(Refusal) as caught:
+        check_target(path)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/batches/msgbatch_1/results",
+                                  "/v1/models/claude-sonnet-4-5", "/v1/a..b", "/v1/.well"])
+def test_ordinary_paths_pass(path):
+    check_target(path)
+
+
+def test_unknown_methods_are_one_metrics_label():
+    assert [method_label(m) for m in ("POST", "GET", "BREW", "post")] == ["POST", "GET", "other", "other"]

@@ -15,7 +15,7 @@ import pytest
 from tests.proxy.rows import row_for
 from tests.proxy_server import running_proxy
 
-from .support import message_body, rss_bytes, wait_until
+from .support import anthropic_error, message_body, parse_answer, post, rss_bytes, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,53 @@ def slow_read(proxy, upstream):
     sock.close()
     assert received > 30 * 2 ** 20
     assert wait_until(lambda: exchange_of(upstream, marker)["outcome"] == "complete", 10)
+
+
+# -- a client that sends its headers and stalls its body ---------------------------------
+@pytest.fixture(scope="module")
+def strict_proxy(upstream, module_db_url, tmp_path_factory):
+    """A proxy with a one-second body timeout and room for only five connections."""
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": module_db_url,
+           "NEXUS_BODY_TIMEOUT": "1000", "NEXUS_MAX_BODY_BYTES": "1000",
+           "GUNICORN_CMD_ARGS": "--worker-connections 5"}
+    with running_proxy(env, cwd=str(tmp_path_factory.mktemp("strict"))) as running:
+        running.db_url = module_db_url
+        yield running
+
+
+def stall(port, length, sent=b'{"model":'):
+    """A connection that sent its headers and `sent` of a `length`-byte body, then stopped."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                 b"application/json\r\nContent-Length: %d\r\n\r\n" % length + sent)
+    return sock
+
+
+def answer_of(sock):
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while piece := sock.recv(65536):
+        data += piece
+    sock.close()
+    return data
+
+
+def test_stalled_bodies_get_408_and_do_not_hold_the_worker(strict_proxy):
+    stalled = [stall(strict_proxy.port, 500) for _ in range(8)]
+    started = time.monotonic()
+    status, _, _ = post(strict_proxy.port, timeout=15)
+    assert status == 200 and time.monotonic() - started < 6
+    for sock in stalled:
+        status, headers, body = parse_answer(answer_of(sock))
+        assert status == 408 and anthropic_error(body)["type"] == "timeout_error"
+        row = wait_until(lambda: row_for(strict_proxy.db_url, headers["x-nexus-request-id"]), 10)
+        assert row["response_status"] == 408
+    assert strict_proxy.get("/health")[0] == 200
+
+
+def test_an_oversized_body_that_stalls_gets_its_413_within_the_body_timeout(strict_proxy):
+    sock = stall(strict_proxy.port, 1500)
+    started = time.monotonic()
+    status, _, body = parse_answer(answer_of(sock))
+    assert status == 413 and anthropic_error(body)["type"] == "request_too_large"
+    assert time.monotonic() - started < 5  # the drain gives up with the body timeout, not 30 s

@@ -132,3 +132,36 @@ def test_a_full_spool_disk_is_one_clear_log_line_and_the_proxy_keeps_serving(ups
     assert complaints[0]["level"] == "error"
     assert complaints[0]["reason"] == os.strerror(28)  # "No space left on device"
     assert complaints[0]["directory"] == tiny_disk and complaints[0]["hint"]
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP port that accepts connections (the kernel's backlog) and never says a word."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_a_postgresql_that_never_answers_is_a_prompt_503(upstream, tmp_path, silent_server):
+    import json as _json
+    os.makedirs(tmp_path / "credentials")
+    with open(tmp_path / "credentials" / "keyed.example.credentials.json", "w") as f:
+        _json.dump({"type": "api_key", "api_key": "sk-ant-api03-SILENT-DB"}, f)
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "NEXUS_SPOOL_DIR": str(tmp_path / "spool"),
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent_server}/nexus",
+           "ENABLE_CLIENT_AUTH": "true"}
+    with running_proxy(env, cwd=str(tmp_path), timeout=60) as proxy:
+        started = time.monotonic()
+        status, _, body = proxy.get("/ready", timeout=30)
+        assert status == 503 and b"timeout" in body
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        status, _, body = post(proxy.port, headers={"host": "keyed.example",
+                                                    "x-api-key": "cnp_live_NOT-CACHED"}, timeout=30)
+        assert status == 503, body
+        assert time.monotonic() - started < 10

@@ -4,7 +4,8 @@ Every input gets one of three answers, and which one is part of the contract:
 - `proxy`: the proxy refuses it itself, in Anthropic's error shape, and records it;
 - `gunicorn`: the request never reaches the application (a malformed request
   line or header, or one past gunicorn's size limits), so gunicorn answers with
-  its own 4xx and closes the connection; nothing is recorded;
+  its own 4xx, in Anthropic's error shape too, and closes the connection; nothing
+  is recorded (gunicorn logs a warning);
 - `upstream`: a well-formed /v1 request the proxy has no reason to judge (an
   unknown /v1 path or method) goes to the upstream, whose answer the client
   gets unchanged; it is recorded.
@@ -92,6 +93,25 @@ CASES = {
     "a request line past 4094 bytes": (request(path=b"/v1/" + b"a" * 5000), "gunicorn", 414),
     "a TLS handshake": (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",
                         "gunicorn", 400),
+    # Paths the upstream would resolve outside /v1 under a base URL with a path prefix.
+    "a dot-dot path under /v1": (request(path=b"/v1/../../admin"), "proxy", 400),
+    "an encoded dot-dot path under /v1": (request(path=b"/v1/%2e%2E/%2e%2e/admin"), "proxy", 400),
+    "a single-dot segment": (request(path=b"/v1/./messages"), "proxy", 400),
+    "an encoded slash": (request(path=b"/v1/messages%2F..%2F..%2Fadmin"), "proxy", 400),
+    "an encoded backslash": (request(path=b"/v1/messages%5c..%5cadmin"), "proxy", 400),
+    "/v1 spelled with a percent-escape": (request(path=b"/%761/messages"), "proxy", 400),
+    # A Host as long as DNS allows, whose credential file name would be too long.
+    "Host 240 bytes long": (request(host=b"h" * 240), "upstream", 200),
+    "Host 253 bytes long": (request(host=b"a" * 63 + b"." + b"b" * 63 + b"." + b"c" * 63 + b"." + b"d" * 61),
+                            "upstream", 200),
+    "JSON nested 1,000 deep": (request(body=b'{"a": ' + b"[" * 1000 + b"]" * 1000 + b"}"), "proxy", 400),
+    "JSON nested 2,000 deep": (request(body=b'{"a": ' + b"[" * 2000 + b"]" * 2000 + b"}"), "proxy", 400),
+    "a chunk size that is not hex": (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"zz\r\n{}\r\n0\r\n\r\n", "proxy", 400),
+    "a chunk without its CRLF": (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}XX0\r\n\r\n", "proxy", 400),
     "Content-Length not a number": (
         b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "gunicorn", 400),
     "a negative Content-Length": (
@@ -119,6 +139,7 @@ def test_hostile_input_gets_a_clear_answer_and_the_proxy_stays_up(proxy, name):
         assert anthropic_error(body)["type"] == "not_found_error" and request_id is None
     elif kind == "gunicorn":
         assert request_id is None and headers.get("connection") == "close"
+        assert headers["content-type"] == "application/json" and anthropic_error(body)["message"]
     else:
         assert "x-nexus-overhead-ms" in headers  # set on relayed answers only
     if kind in ("proxy", "upstream"):
@@ -163,7 +184,7 @@ def test_no_input_makes_the_proxy_fail_or_fall_over(proxy, method, path, headers
     assert status < 500 or made_by_upstream, (status, answer[:300])
     if answer_headers.get("x-nexus-request-id"):
         ANSWERED.setdefault(proxy.db_url, []).append(answer_headers["x-nexus-request-id"])
-        if not made_by_upstream:
+        if not made_by_upstream and method != b"HEAD":  # an answer to HEAD has no body
             assert anthropic_error(answer), answer[:300]
 
 
@@ -183,3 +204,72 @@ def test_every_request_that_reached_the_proxy_was_recorded(proxy):
     note("hostile input", db=proxy.db_url.split(":")[0], listed_inputs=len(CASES),
          fuzzed_answers_with_id=len(answered), rows=len(rows),
          statuses=sorted({r["response_status"] for r in rows}))
+
+
+def test_client_chosen_methods_do_not_grow_the_metrics(proxy):
+    """Each unknown method would be a new Prometheus series: they count as "other"."""
+    for n in range(30):
+        raw_exchange(proxy.port, request(method=b"M%dX" % n, headers=b"Connection: close\r\n"))
+    text = proxy.get("/metrics")[2].decode()
+    labels = {line.split('method="')[1].split('"')[0] for line in text.splitlines()
+              if line.startswith("nexus_requests_total{")}
+    assert "other" in labels and labels <= {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                            "OPTIONS", "other"}, labels
+
+
+def half_closed_exchange(port, data, timeout=10):
+    """Send raw bytes and end the sending side (so nothing waits for more); all that comes back."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while True:
+            try:
+                piece = sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not piece:
+                break
+            answer += piece
+        return answer
+
+
+MUTATION = st.tuples(st.sampled_from(["insert", "delete", "replace"]), st.integers(0, 400),
+                     st.binary(min_size=1, max_size=4))
+
+
+def mutate(data, mutations):
+    for kind, at, piece in mutations:
+        at %= len(data) + 1
+        if kind == "insert":
+            data = data[:at] + piece + data[at:]
+        elif kind == "delete":
+            data = data[:at] + data[at + len(piece):]
+        else:
+            data = data[:at] + piece + data[at + len(piece):]
+    return data or b"\r\n"
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=st.sampled_from([
+           request(), request(path=b"/v1/messages?beta=true", headers=b"X-Api-Key: k\r\n"),
+           b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"10\r\n" + b'{"model": "m"}  ' + b"\r\n0\r\n\r\n"]),
+       mutations=st.lists(MUTATION, min_size=1, max_size=4))
+def test_no_mangled_request_makes_the_proxy_fail(proxy, base, mutations):
+    """Requests mangled byte by byte: answered by gunicorn or the proxy in Anthropic's
+    shape, or relayed; never a 500 of the proxy's own, never a dead worker."""
+    answer = half_closed_exchange(proxy.port, mutate(base, mutations))
+    if answer:
+        status, headers, body = parse_answer(answer)
+        if headers.get("content-length", "").isdigit():
+            body = body[:int(headers["content-length"])]  # the first of pipelined answers
+        if "x-nexus-overhead-ms" not in headers:  # not the upstream's answer
+            # gunicorn's own answers (no request id) include 501 for a transfer coding
+            # it does not implement; the proxy's own are never 5xx for client input.
+            assert status < 500 or (status == 501 and "x-nexus-request-id" not in headers), \
+                answer[:300]
+            assert status < 400 or anthropic_error(body), answer[:300]
+    assert proxy.worker_pids() == proxy.workers_at_start, "a worker died"

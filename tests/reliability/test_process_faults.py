@@ -93,3 +93,21 @@ def test_a_worker_never_hangs_when_its_writer_thread_and_its_requests_log_at_onc
         load.stop()
         assert load.failures == [], f"{load.failures[0]} after {len(load.answers)} answers: the worker hung"
         assert set(load.statuses()) == {200}
+
+
+@pytest.mark.parametrize("module", ["proxy.cli", "dashboard.cli"])
+def test_a_database_url_nobody_can_open_is_a_configuration_error(module, tmp_path):
+    """Not "database unreachable, records will be spooled", then a worker that cannot boot."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.proxy_server import ROOT
+    env = {**os.environ, "DATABASE_URL": "garbage://x", "PORT": str(free_port()),
+           "HOST": "127.0.0.1", "PYTHONPATH": ROOT}
+    done = subprocess.run([sys.executable, "-m", module], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "DATABASE_URL" in output and "unknown database scheme 'garbage'" in output, output[-2000:]
+    assert "spooled" not in output and "Booting worker" not in output

@@ -26,7 +26,7 @@ from common import db as nexus_db
 from common import keys
 from common.recording import compression
 from tests.proxy.conftest import free_port
-from tests.proxy.rows import fetch_rows
+from tests.proxy.rows import fetch_rows, row_for
 from tests.proxy_server import running_proxy
 
 from tests.dashboard.server import running_dashboard
@@ -48,9 +48,12 @@ WRONG_KEY = secret("cnp_live_", "WRONGKEY")
 COOKIE = secret("session=", "COOKIE")
 PROXY_AUTH = secret("Basic ", "PROXYAUTH")
 DASHBOARD_KEY = secret("dash-", "DASHKEY")
+# Credential-looking headers outside the list of known names (redacted by their words).
+OTHER_HEADERS = {"api-key": secret("", "APIKEYHDR"), "x-auth-token": secret("", "AUTHTOKENHDR"),
+                 "anthropic-oauth-token": secret("", "OAUTHTOKENHDR")}
 WEBHOOK = f"http://127.0.0.1:{free_port()}/services/T0/B0/{secret('', 'WEBHOOK')}"
 STATIC = [UPSTREAM_KEY, OAUTH_ACCESS, OAUTH_REFRESH, FILE_CLIENT_KEY, USER_KEY, USER_BEARER,
-          WRONG_KEY, COOKIE, PROXY_AUTH, DASHBOARD_KEY, WEBHOOK]
+          WRONG_KEY, COOKIE, PROXY_AUTH, DASHBOARD_KEY, WEBHOOK, *OTHER_HEADERS.values()]
 
 
 def markers(secrets):
@@ -83,7 +86,8 @@ def write_credentials(directory):
 def send(port, host, auth, stream=False, path="/v1/messages", scenario=None):
     """One request with every kind of secret header; the x-nexus-request-id or None."""
     headers = {"Host": host, "content-type": "application/json", "Cookie": COOKIE,
-               "Proxy-Authorization": PROXY_AUTH, "anthropic-version": "2023-06-01", **auth}
+               "Proxy-Authorization": PROXY_AUTH, "anthropic-version": "2023-06-01",
+               **OTHER_HEADERS, **auth}
     if scenario:
         headers["x-fake-scenario"] = scenario
     body = message_body(stream=stream, text=f"hello {host}",
@@ -234,3 +238,22 @@ def test_no_secret_reaches_the_database_the_logs_or_the_dashboard(upstream, db_u
     note("secrets", db=db_url.split(":")[0], secrets=len(secrets), requests=len(sent),
          rows=len(rows), pages_read=len(pages), proxy_log_lines=len(proxy_logs),
          dashboard_log_lines=len(dashboard_log.splitlines()))
+
+
+def test_debug_logs_carry_no_bodies_and_new_sqlite_files_are_owner_only(upstream, tmp_path):
+    """NEXUS_LOG_LEVEL=debug must not log SQL parameters (bodies, headers); the SQLite
+    database and its WAL are created 0600, as the spool files are."""
+    url = f"sqlite:///{tmp_path}/fresh/nexus.db"
+    marker = secret("", "DEBUGBODY")
+    env = {"CLAUDE_API_BASE_URL": upstream.url, "DATABASE_URL": url, "NEXUS_LOG_LEVEL": "debug"}
+    with running_proxy(env, cwd=str(tmp_path)) as proxy:
+        request_id = send(proxy.port, "nofile.example", {"x-api-key": USER_KEY, "x-note": marker})
+        assert request_id and row_for(url, request_id) is not None
+        modes = {os.path.basename(p): oct(os.stat(p).st_mode & 0o777)
+                 for p in glob.glob(f"{tmp_path}/fresh/nexus.db*")}
+        log = "\n".join(proxy.log_lines())
+        events = proxy.log_events()
+    assert any(e.get("level") == "debug" for e in events)  # debug logging was on
+    assert not [e for e in events if e.get("logger") == "peewee"]  # SQL and its parameters
+    assert marker not in log
+    assert {"nexus.db", "nexus.db-wal"} <= set(modes) and set(modes.values()) == {"0o600"}, modes

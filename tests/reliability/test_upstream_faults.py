@@ -16,7 +16,7 @@ from tests.proxy.rows import fetch_rows, row_for, wait_for_rows
 from tests.proxy_server import running_proxy
 
 from .scripted_upstream import ScriptedUpstream
-from .support import anthropic_error, message_body, post, sse_events
+from .support import anthropic_error, message_body, metric, post, sse_events, wait_until
 
 TIMEOUT_MS = 1500
 
@@ -166,11 +166,16 @@ def test_529_is_retried_after_its_retry_after_until_an_answer(retrying_proxy, sc
 
 
 def test_retries_are_bounded_and_the_last_529_keeps_its_retry_after(retrying_proxy, scripted):
+    def retries():
+        return metric(retrying_proxy.get("/metrics")[2].decode(), "nexus_upstream_retries_total")
+
+    before = retries()
     scripted.play(*[("status", 529, {"retry-after": "0"})] * 5)
     status, headers, body = post(retrying_proxy.port)
     assert status == 529 and headers["retry-after"] == "0"
     assert anthropic_error(body)["type"] == "overloaded_error"
     assert len(scripted.arrivals) == 3  # one try and NEXUS_UPSTREAM_RETRIES=2 retries
+    assert wait_until(lambda: retries() == before + 2, 5), (before, retries())
 
 
 def test_a_long_retry_after_goes_to_the_client_at_once(retrying_proxy, scripted):
