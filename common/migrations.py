@@ -48,8 +48,9 @@ def _hourly_usage_per_account(db):
                    "(hour, domain, model, request_type, account_id)")
     # Existing hours were summed across accounts: recompute every hour raw rows still
     # cover. Hours retention already thinned keep account_id '' (their rows are gone).
-    # Only the key columns this version of the schema has (later ones come later).
-    aggregates.rebuild(db, key=_OLD_HOURLY_KEY + ["account_id"])
+    # Only this table: later ones come with later migrations.
+    from .models import HourlyUsage
+    aggregates.rebuild(db, tables=(HourlyUsage,))
 
 
 def _bodies_compressed_with_lz4(db):
@@ -108,28 +109,86 @@ _TRAIT_COLUMNS = (("project", 512), ("git_branch", 255), ("developer", 255), ("s
 
 def _i11_request_traits(db):
     # Grouping keys of /api/usage (docs/analytics.md, ADR 0110): on each row, indexed with
-    # the timestamp, and in the hourly aggregates' key. Rows and hours recorded before stay
-    # without them ('' in the aggregates, as for a request without the trait) until
-    # `nexus relink` backfills them; nothing here reads bodies, so starting a proxy stays quick.
-    from .models import HOURLY_KEY
+    # the timestamp. Rows recorded before stay without them until `nexus relink`
+    # backfills them; nothing here reads bodies, so starting a proxy stays quick.
+    # (An unreleased build of this migration also widened api_usage_hourly's key;
+    # `_i11_usage_by_key` puts such a database right.)
     for name, length in _TRAIT_COLUMNS:
         add_column_if_missing(db, "api_requests", name, pw.CharField(max_length=length, null=True))
         db.execute_sql(f"CREATE INDEX IF NOT EXISTS api_requests_{name}_timestamp "
                        f"ON api_requests ({name}, timestamp)")
-        add_column_if_missing(db, "api_usage_hourly", name,
-                              pw.CharField(max_length=length, default=""))
-    add_column_if_missing(db, "api_usage_hourly", "session_id",
-                          pw.CharField(max_length=255, default=""))
     add_column_if_missing(db, "task_invocations", "subagent_type",
                           pw.CharField(max_length=128, null=True))
-    keys = [index for index in db.get_indexes("api_usage_hourly")
-            if index.unique and "hour" in index.columns]
-    for index in keys:  # the old unique key, whatever its name
-        if list(index.columns) != list(HOURLY_KEY):
+
+
+_USAGE_TRAITS = tuple(name for name, _ in _TRAIT_COLUMNS) + ("session_id",)
+
+
+def _i11_usage_by_key(db):
+    # /api/usage's sums in a table of their own, keyed by hour, domain, model and the
+    # grouping keys (ADR 0110), so that api_usage_hourly keeps its narrow key and the
+    # overview scans hours, not hours times sessions. Filled from the rows (keys that
+    # `nexus relink` has not backfilled yet are ''); where a dev build of
+    # `_i11_request_traits` widened api_usage_hourly, from it instead (its hours outlive
+    # retention) before it is summed back to the narrow key. Idempotent.
+    from .models import HourlyUsageByKey
+    from .recording import aggregates
+    if _split_wide_hours(db) or db.table_exists("api_usage_hourly_keys"):
+        return
+    db.create_tables([HourlyUsageByKey], safe=True)
+    aggregates.rebuild(db, tables=(HourlyUsageByKey,))
+
+
+def _split_wide_hours(db):
+    """Where api_usage_hourly has the grouping keys in its key (an unreleased build of
+    `_i11_request_traits`): copy its hours to api_usage_hourly_keys and sum it back to the
+    narrow key. Return whether it did. Runs before anything that writes the narrow key."""
+    from .models import HourlyUsageByKey
+    present = {c.name for c in db.get_columns("api_usage_hourly")}
+    wide = [c for c in _USAGE_TRAITS if c in present]
+    if not wide:
+        return False
+    db.create_tables([HourlyUsageByKey], safe=True)
+    if len(wide) == len(_USAGE_TRAITS):
+        _copy_wide_hours(db)
+    _narrow_hourly_key(db, wide)
+    return True
+
+
+def _copy_wide_hours(db):
+    from .models import USAGE_KEY
+    from .recording.aggregates import USAGE_SUM_COLUMNS
+    key, sums = ", ".join(USAGE_KEY), ", ".join(f"SUM({c})" for c in USAGE_SUM_COLUMNS)
+    db.execute_sql("DELETE FROM api_usage_hourly_keys")
+    db.execute_sql(f"INSERT INTO api_usage_hourly_keys ({key}, {', '.join(USAGE_SUM_COLUMNS)}) "
+                   f"SELECT {key}, {sums} FROM api_usage_hourly GROUP BY {key}")
+
+
+def _narrow_hourly_key(db, wide):
+    """Sum api_usage_hourly back to (hour, domain, model, request_type, account_id) and
+    drop the `wide` key columns, whatever other columns (histograms) the table has."""
+    from .models import HOURLY_KEY
+    key = ", ".join(HOURLY_KEY)
+    for index in db.get_indexes("api_usage_hourly"):
+        if index.unique and "hour" in index.columns and list(index.columns) != list(HOURLY_KEY):
             db.execute_sql(f'DROP INDEX IF EXISTS "{index.name}"')
-    if not any(list(index.columns) == list(HOURLY_KEY) for index in keys):  # a new database has it
-        db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS api_usage_hourly_traits_key ON "
-                       f"api_usage_hourly ({', '.join(HOURLY_KEY)})")
+    if wide:
+        sums = [c.name for c in db.get_columns("api_usage_hourly")
+                if c.name not in ("id", *HOURLY_KEY, *wide)]
+        db.execute_sql(f"CREATE TEMPORARY TABLE nexus_hourly_narrow AS SELECT {key}, "
+                       + ", ".join(f'SUM("{c}") AS "{c}"' for c in sums)
+                       + f" FROM api_usage_hourly GROUP BY {key}")
+        db.execute_sql("DELETE FROM api_usage_hourly")
+        for name in wide:  # on an empty table: quick, also where SQLite copies the table
+            db.execute_sql(f'ALTER TABLE api_usage_hourly DROP COLUMN "{name}"')
+        columns = key + ", " + ", ".join(f'"{c}"' for c in sums)
+        db.execute_sql(f"INSERT INTO api_usage_hourly ({columns}) "
+                       f"SELECT {columns} FROM nexus_hourly_narrow")
+        db.execute_sql("DROP TABLE nexus_hourly_narrow")
+    if not any(i.unique and list(i.columns) == list(HOURLY_KEY)
+               for i in db.get_indexes("api_usage_hourly")):
+        db.execute_sql(f"CREATE UNIQUE INDEX IF NOT EXISTS {_HOURLY_KEY} ON api_usage_hourly "
+                       f"({key})")
 
 
 _HISTOGRAM_COLUMN = re.compile(r"^(latency|ttft)_le_(\d+)$")
@@ -145,6 +204,7 @@ def _i14_unpriced_and_fine_latency_buckets(db):
     # SQLite, dropping NOT NULL copies the table once (ALTER TABLE cannot do it before 3.53).
     from .models import histogram_columns
     from .recording import aggregates
+    _split_wide_hours(db)  # a dev database of issue 11: its rebuild below writes the narrow key
     if not {c.name: c for c in db.get_columns("api_requests")}["cost_usd"].null:
         migrator = (PostgresqlMigrator if isinstance(db, pw.PostgresqlDatabase) else SqliteMigrator)(db)
         _apply(migrator.drop_not_null("api_requests", "cost_usd"))
@@ -179,6 +239,7 @@ MIGRATIONS = (
     _i11_request_traits,
     _i14_unpriced_and_fine_latency_buckets,
     _i13_revoked_sessions,
+    _i11_usage_by_key,
 )
 
 

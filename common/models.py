@@ -174,8 +174,10 @@ class TaskInvocation(BaseModel):
 
 
 # The key of an hourly aggregate row: one row per hour and each combination of these.
-HOURLY_KEY = ("hour", "domain", "model", "request_type", "account_id", "project", "git_branch",
-              "developer", "subagent", "session_id")
+HOURLY_KEY = ("hour", "domain", "model", "request_type", "account_id")
+# The key of the grouping-key aggregates (/api/usage; docs/analytics.md, ADR 0110).
+USAGE_KEY = ("hour", "domain", "model", "project", "git_branch", "developer", "subagent",
+             "session_id")
 
 
 def _log_bounds(last=600_000, ratio=1.1):
@@ -202,12 +204,6 @@ class HourlyUsage(BaseModel):
     model = pw.CharField(max_length=128, default="")
     request_type = pw.CharField(max_length=32, default="")
     account_id = pw.CharField(max_length=255, default="")  # '' when the request had none
-    # The grouping keys of /api/usage ('' when the request had none; docs/analytics.md).
-    project = pw.CharField(max_length=512, default="")
-    git_branch = pw.CharField(max_length=255, default="")
-    developer = pw.CharField(max_length=255, default="")
-    subagent = pw.CharField(max_length=128, default="")
-    session_id = pw.CharField(max_length=255, default="")
     requests = pw.IntegerField(default=0)
     errors = pw.IntegerField(default=0)
     input_tokens = pw.BigIntegerField(default=0)
@@ -230,6 +226,34 @@ def histogram_columns(prefix):
 
 for _col in histogram_columns("latency") + histogram_columns("ttft"):
     HourlyUsage._meta.add_field(_col, pw.IntegerField(default=0))
+
+
+class HourlyUsageByKey(BaseModel):
+    """Per hour, domain, model and grouping key: the sums /api/usage reads (ADR 0110).
+
+    Apart from HourlyUsage so that the overview and token pages scan hours, not hours
+    times sessions; the model stays in the key because cache savings need its prices.
+    '' stands for a request without the trait (docs/analytics.md).
+    """
+
+    hour = pw.DateTimeField()
+    domain = pw.CharField(max_length=255, default="")
+    model = pw.CharField(max_length=128, default="")
+    project = pw.CharField(max_length=512, default="")
+    git_branch = pw.CharField(max_length=255, default="")
+    developer = pw.CharField(max_length=255, default="")
+    subagent = pw.CharField(max_length=128, default="")
+    session_id = pw.CharField(max_length=255, default="")
+    requests = pw.IntegerField(default=0)
+    input_tokens = pw.BigIntegerField(default=0)
+    output_tokens = pw.BigIntegerField(default=0)
+    cache_creation_input_tokens = pw.BigIntegerField(default=0)
+    cache_read_input_tokens = pw.BigIntegerField(default=0)
+    cost_usd = pw.DoubleField(default=0.0)
+
+    class Meta:
+        table_name = "api_usage_hourly_keys"
+        indexes = ((USAGE_KEY, True),)
 
 
 class RateLimitSample(BaseModel):
@@ -326,4 +350,4 @@ class SchemaVersion(BaseModel):
 # add the others (LATER_MODELS), so that an old database and a new one end up alike.
 ALL_MODELS = (ApiRequest, RequestBody, TaskInvocation, HourlyUsage, ClientKey,
               UsageWindow, CredentialLease)
-LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample, RevokedSession)
+LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample, RevokedSession, HourlyUsageByKey)

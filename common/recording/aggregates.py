@@ -1,7 +1,11 @@
-"""Hourly sums per domain, model, request type, account and grouping key (`api_usage_hourly`).
+"""Hourly sums per domain, model, request type and account (`api_usage_hourly`), and per
+domain, model and grouping key (`api_usage_hourly_keys`).
 
-The grouping keys (project, git branch, developer, sub-agent, session; docs/analytics.md)
-are part of the key so that /api/usage sums hours, not rows; '' stands for none.
+The overview, token and stats pages read the first; /api/usage the second, whose key holds
+the grouping keys (project, git branch, developer, sub-agent, session; docs/analytics.md)
+so that it sums hours, not rows ('' stands for none). Two tables, because a session in the
+first's key tripled the rows the overview scans (ADR 0110). The writer adds to both in its
+batch's transaction, one upsert statement per table.
 
 Charts read these instead of raw rows, and they outlive `nexus retention`.
 Latency and time to first token are histograms: `<prefix>_le_<ms>` counts the
@@ -16,7 +20,8 @@ import datetime
 
 import peewee as pw
 
-from ..models import HOURLY_KEY, LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
+from ..models import (HOURLY_KEY, LATENCY_BUCKETS_MS, USAGE_KEY, ApiRequest, HourlyUsage,
+                      HourlyUsageByKey, histogram_columns)
 from . import bulk
 
 KEY = HOURLY_KEY
@@ -26,6 +31,9 @@ TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_read_input_tokens")
 SUM_COLUMNS = (("requests", "errors") + TOKEN_COLUMNS + ("cost_usd", "unpriced", "duration_ms_sum")
                + tuple(histogram_columns("latency")) + tuple(histogram_columns("ttft")))
+# api_usage_hourly_keys: only what /api/usage reads (no errors, no latency).
+USAGE_SUM_COLUMNS = ("requests",) + TOKEN_COLUMNS + ("cost_usd",)
+TABLES = (HourlyUsage, HourlyUsageByKey)
 
 
 def hour_of(moment):
@@ -68,23 +76,38 @@ def increments(row):
     return key, {**dict.fromkeys(SUM_COLUMNS, 0), **inc}
 
 
-def add(rows, database=None):
-    """Add rows (dicts) to their hours: one upsert per touched key (KEY), in statements
-    of up to 100 keys."""
+def usage_increments(row):
+    """(key, {column: increment}) of one api_requests row (a dict) in api_usage_hourly_keys."""
+    key = (hour_of(row["timestamp"]), *(row.get(name) or "" for name in USAGE_KEY[1:]))
+    inc = {name: row.get(name) or 0 for name in TOKEN_COLUMNS}
+    inc.update(requests=1, cost_usd=row.get("cost_usd") or 0.0)
+    return key, inc
+
+
+def _totals(rows, increments_of, key_columns, sum_columns):
     totals = {}
     for row in rows:
-        key, inc = _increments(row)
+        key, inc = increments_of(row)
         target = totals.get(key)
         if target is None:
-            target = totals[key] = dict.fromkeys(SUM_COLUMNS, 0)
+            target = totals[key] = dict.fromkeys(sum_columns, 0)
         for name, value in inc.items():
             target[name] += value
-    values = [dict(zip(KEY, key), **inc) for key, inc in totals.items()]
+    return [dict(zip(key_columns, key), **inc) for key, inc in totals.items()]
+
+
+def add(rows, database=None):
+    """Add rows (dicts) to their hours in both tables: one upsert per touched key, in
+    statements of up to 100 keys (a writer's batch touches fewer: one statement a table)."""
+    database = database or HourlyUsage._meta.database
     # Up to 100 keys a statement, fewer when the columns would pass SQLite's 32,766
     # parameters (there are some 280 columns with the histograms).
     chunk = max(1, min(100, 20_000 // (len(KEY) + len(SUM_COLUMNS))))
-    bulk.insert(database or HourlyUsage._meta.database, HourlyUsage, values,
+    bulk.insert(database, HourlyUsage, _totals(rows, _increments, KEY, SUM_COLUMNS),
                 upsert=(KEY, SUM_COLUMNS), chunk=chunk)
+    bulk.insert(database, HourlyUsageByKey,
+                _totals(rows, usage_increments, USAGE_KEY, USAGE_SUM_COLUMNS),
+                upsert=(USAGE_KEY, USAGE_SUM_COLUMNS), chunk=100)
 
 
 def _hour_expression(database):
@@ -107,7 +130,7 @@ def _histogram_sums(prefix, column):
     return [s.alias(name) for s, name in zip(sums, histogram_columns(prefix))]
 
 
-def _start(since):
+def _start(since, table=HourlyUsage):
     """Where a full rebuild starts: skip a first hour that retention already thinned."""
     if since is not None:
         return hour_of(since)
@@ -117,27 +140,16 @@ def _start(since):
     if isinstance(first, str):
         first = datetime.datetime.fromisoformat(first)
     start = hour_of(first)
-    stored = (HourlyUsage.select(pw.fn.SUM(HourlyUsage.requests))
-              .where(HourlyUsage.hour == start).scalar() or 0)
+    stored = (table.select(pw.fn.SUM(table.requests))
+              .where(table.hour == start).scalar() or 0)
     present = (ApiRequest.select(pw.fn.COUNT(ApiRequest.id))
                .where(ApiRequest.timestamp >= start,
                       ApiRequest.timestamp < start + datetime.timedelta(hours=1)).scalar())
     return start + datetime.timedelta(hours=1) if stored > present else start
 
 
-def rebuild(database, since=None, key=KEY):
-    """Recompute the hours from `since` (default: all hours raw rows still cover).
-
-    `key`: the key columns to fill (a migration that runs before later columns exist
-    names the ones its schema has)."""
-    start = _start(since)
-    if start is None:
-        return 0
-    hour = _hour_expression(database)
-    columns = [c for c in key if c != "hour"]
-    grouped = [pw.fn.COALESCE(getattr(ApiRequest, c), "") for c in columns]
-    select = (ApiRequest.select(
-        hour.alias("hour"), *[g.alias(c) for g, c in zip(grouped, columns)],
+def _hourly_sums():
+    return [
         pw.fn.COUNT(ApiRequest.id).alias("requests"),
         _count_if((ApiRequest.response_status >= 400) | ApiRequest.error.is_null(False)).alias("errors"),
         *[pw.fn.SUM(getattr(ApiRequest, c)).alias(c) for c in TOKEN_COLUMNS],
@@ -145,13 +157,46 @@ def rebuild(database, since=None, key=KEY):
         _count_if(ApiRequest.cost_usd.is_null()).alias("unpriced"),
         pw.fn.COALESCE(pw.fn.SUM(ApiRequest.duration_ms), 0).alias("duration_ms_sum"),
         *_histogram_sums("latency", ApiRequest.duration_ms),
-        *_histogram_sums("ttft", ApiRequest.first_token_ms))
-        .where(ApiRequest.timestamp >= start)
-        .group_by(hour, *grouped))
-    fields = [getattr(HourlyUsage, c) for c in ("hour", *columns) + SUM_COLUMNS]
+        *_histogram_sums("ttft", ApiRequest.first_token_ms)]
+
+
+def _usage_sums():
+    return [pw.fn.COUNT(ApiRequest.id).alias("requests"),
+            *[pw.fn.COALESCE(pw.fn.SUM(getattr(ApiRequest, c)), 0).alias(c)
+              for c in TOKEN_COLUMNS],
+            pw.fn.COALESCE(pw.fn.SUM(ApiRequest.cost_usd), 0).alias("cost_usd")]
+
+
+# table -> (its key, the sums it keeps, the SELECT expressions of those sums)
+_SHAPES = {HourlyUsage: (KEY, SUM_COLUMNS, _hourly_sums),
+           HourlyUsageByKey: (USAGE_KEY, USAGE_SUM_COLUMNS, _usage_sums)}
+
+
+def rebuild_table(database, table, since=None):
+    """Recompute one table's hours from `since` (default: all hours raw rows still cover)."""
+    start = _start(since, table)
+    if start is None:
+        return 0
+    key, sums, expressions = _SHAPES[table]
+    hour = _hour_expression(database)
+    columns = key[1:]
+    grouped = [pw.fn.COALESCE(getattr(ApiRequest, c), "") for c in columns]
+    select = (ApiRequest.select(hour.alias("hour"), *[g.alias(c) for g, c in zip(grouped, columns)],
+                                *expressions())
+              .where(ApiRequest.timestamp >= start)
+              .group_by(hour, *grouped))
+    fields = [getattr(table, c) for c in key + sums]
     with database.atomic():
-        HourlyUsage.delete().where(HourlyUsage.hour >= start).execute()
-        return HourlyUsage.insert_from(select, fields).execute()
+        table.delete().where(table.hour >= start).execute()
+        return table.insert_from(select, fields).execute()
+
+
+def rebuild(database, since=None, tables=TABLES):
+    """Recompute both tables' hours from `since` (default: all hours raw rows still
+    cover); return the rows written to the first. `tables`: a migration that runs before
+    the later table exists names the ones its schema has."""
+    with database.atomic():
+        return [rebuild_table(database, table, since) for table in tables][0]
 
 
 def histogram(row, prefix):
@@ -182,5 +227,7 @@ def percentile_from_histogram(counts, q):
 
 def rebuild_aggregates(database):
     """Recompute every hour the raw rows still cover, for a migration that changes the
-    aggregates' columns or key (each such migration calls this once, last)."""
-    return rebuild(database)
+    aggregates' columns or key (each such migration calls this once, last), in the
+    hourly tables its schema has (a migration before `_i11_usage_by_key` has one)."""
+    return rebuild(database, tables=[t for t in TABLES
+                                     if database.table_exists(t._meta.table_name)])

@@ -1,8 +1,9 @@
 """Usage grouped by project, branch, developer, session, sub-agent or model (/api/usage).
 
-Read from the hourly aggregates, whose key holds each of these (common/recording/
-aggregates.py): one scan of the range grouped by the key and the model, since the
-cache savings need each model's prices. '' in the aggregates is a request without the
+Read from `api_usage_hourly_keys` (HourlyUsageByKey), whose key holds each of these
+(common/recording/aggregates.py; the overview's narrower table does not): one scan of
+the range grouped by the key and the model, since the cache savings need each model's
+prices. '' in the aggregates is a request without the
 trait; it is reported as the key null.
 """
 import datetime
@@ -10,11 +11,11 @@ from decimal import Decimal
 
 import peewee as pw
 
-from common.models import HourlyUsage
+from common.models import HourlyUsageByKey
 
 from .stats import day_of, plain
 
-H = HourlyUsage
+H = HourlyUsageByKey
 # group_by value -> the aggregate (and api_requests) column holding it
 GROUP_COLUMNS = {"project": "project", "branch": "git_branch", "developer": "developer",
                  "session": "session_id", "subagent": "subagent", "model": "model"}

@@ -137,49 +137,65 @@ def test_bodies_are_compressed_with_lz4_on_postgresql(tmp_path):
 
 def _as_before_issue_11(database):
     """Take this fresh database back to the schema before `_i11_request_traits`."""
-    for index in database.get_indexes("api_usage_hourly"):
-        if index.unique and "hour" in index.columns:
-            database.execute_sql(f'DROP INDEX "{index.name}"')
-    database.execute_sql("CREATE UNIQUE INDEX api_usage_hourly_hour_domain_model_request_type_account_id"
-                         " ON api_usage_hourly (hour, domain, model, request_type, account_id)")
+    database.drop_tables([models.HourlyUsageByKey])
     for table, columns in (("api_requests", ("project", "git_branch", "developer", "subagent")),
-                           ("api_usage_hourly", ("project", "git_branch", "developer", "subagent",
-                                                 "session_id")),
                            ("task_invocations", ("subagent_type",))):
         for index in database.get_indexes(table):
             if set(index.columns) & set(columns):
                 database.execute_sql(f'DROP INDEX "{index.name}"')
         for column in columns:
             database.execute_sql(f'ALTER TABLE {table} DROP COLUMN {column}')
-    SchemaVersion.delete().where(SchemaVersion.version >= MIGRATIONS.index(
-        migrations._i11_request_traits) + 1).execute()
+    SchemaVersion.delete().where(SchemaVersion.version.in_(
+        [_version(migrations._i11_request_traits), _version(migrations._i11_usage_by_key)])).execute()
+
+
+def _version(step):
+    return MIGRATIONS.index(step) + 1
+
+
+def _insert_hour(database, values):
+    columns = list(values)
+    mark = "?" if isinstance(database, pw.SqliteDatabase) else "%s"
+    database.execute_sql(f"INSERT INTO api_usage_hourly ({', '.join(columns)}) VALUES "
+                         f"({', '.join(mark for _ in columns)})", list(values.values()))
+
+
+def _schema(database):
+    """Columns and unique keys of the two hourly tables, to compare databases by."""
+    return {table: (sorted(c.name for c in database.get_columns(table)),
+                    sorted(list(i.columns) for i in database.get_indexes(table) if i.unique))
+            for table in ("api_usage_hourly", "api_usage_hourly_keys")}
 
 
 def test_the_grouping_keys_are_added_to_an_existing_database(database):
+    fresh = _schema(database)
     _as_before_issue_11(database)
     hour = datetime.datetime(2026, 11, 20, 9)
-    columns = ("hour", "domain", "model", "request_type", "account_id") + aggregates.SUM_COLUMNS
-    mark = "?" if isinstance(database, pw.SqliteDatabase) else "%s"
-    values = (hour, "a", "m", "inference", "") + tuple(3 if c == "requests" else 0
-                                                      for c in aggregates.SUM_COLUMNS)
-    database.execute_sql(f"INSERT INTO api_usage_hourly ({', '.join(columns)}) VALUES "
-                         f"({', '.join(mark for _ in columns)})", values)
-    assert migrate(database) == list(range(MIGRATIONS.index(migrations._i11_request_traits) + 1,
-                                           len(MIGRATIONS) + 1))
+    _insert_hour(database, {"hour": hour, "domain": "a", "model": "m", "request_type": "inference",
+                            "account_id": "", **{c: 3 if c == "requests" else 0
+                                                 for c in aggregates.SUM_COLUMNS}})
+    rows = _old_rows()
+    ApiRequest.insert_many([dict(r, session_id=f"s{n % 2}") for n, r in enumerate(rows)]).execute()
+    assert migrate(database) == [_version(migrations._i11_request_traits),
+                                 _version(migrations._i11_usage_by_key)]
     for table, column in (("api_requests", "project"), ("api_requests", "subagent"),
-                          ("api_usage_hourly", "session_id"), ("task_invocations", "subagent_type")):
+                          ("task_invocations", "subagent_type")):
         assert column in {c.name for c in database.get_columns(table)}, (table, column)
-    keys = [list(i.columns) for i in database.get_indexes("api_usage_hourly")
-            if i.unique and "hour" in i.columns]
-    assert keys == [list(models.HOURLY_KEY)]
     assert "api_requests_project_timestamp" in {i.name for i in database.get_indexes("api_requests")}
-    old = HourlyUsage.get()
-    assert (old.requests, old.project, old.session_id) == (3, "", "")  # an hour without the keys
+    assert _schema(database) == fresh
+    # The overview's table is untouched; /api/usage's is filled from the rows, per session.
+    assert HourlyUsage.get(HourlyUsage.hour == hour, HourlyUsage.domain == "a").requests == 3
+    by_key = models.HourlyUsageByKey
+    sessions = dict(by_key.select(by_key.session_id, pw.fn.SUM(by_key.output_tokens))
+                    .group_by(by_key.session_id).tuples())
+    assert sessions == {"s0": sum(r["output_tokens"] for r in rows[::2]),
+                        "s1": sum(r["output_tokens"] for r in rows[1::2])}
+    assert {k.project for k in by_key.select()} == {""}  # until `nexus relink`
     row = {"timestamp": hour, "domain": "a", "model": "m", "request_type": "inference",
            "project": "/p", "output_tokens": 5}
     aggregates.add([row, dict(row)])
-    assert HourlyUsage.get(HourlyUsage.project == "/p").requests == 2
-    assert HourlyUsage.get(HourlyUsage.project == "").requests == 3
+    assert HourlyUsage.get(HourlyUsage.hour == hour, HourlyUsage.domain == "a").requests == 5
+    assert by_key.get(by_key.project == "/p").requests == 2
     assert migrate(database) == []
 
 
@@ -235,3 +251,53 @@ def test_old_latency_buckets_become_fine_ones_rebuilt_from_the_rows(database):
     assert aggregates.percentile_from_histogram(counts, 0.5) == pytest.approx(34.0, rel=0.05)
     assert aggregates.percentile_from_histogram(counts, 0.95) == pytest.approx(280.0, rel=0.05)
     assert migrate(database) == []
+
+
+LE_250 = aggregates.bucket_column("latency", 250)
+
+
+def _as_widened_by_a_dev_build(database, rerun):
+    """This fresh database as the unreleased `_i11_request_traits` left it: the grouping
+    keys in api_usage_hourly's unique key, and no api_usage_hourly_keys; `rerun`: the
+    migrations it has yet to run."""
+    database.drop_tables([models.HourlyUsageByKey])
+    for index in database.get_indexes("api_usage_hourly"):
+        if index.unique and "hour" in index.columns:
+            database.execute_sql(f'DROP INDEX "{index.name}"')
+    for name in migrations._USAGE_TRAITS:
+        migrations.add_column_if_missing(database, "api_usage_hourly", name,
+                                         pw.CharField(max_length=255, default=""))
+    database.execute_sql("CREATE UNIQUE INDEX api_usage_hourly_traits_key ON api_usage_hourly "
+                         "(hour, domain, model, request_type, account_id, project, git_branch, "
+                         "developer, subagent, session_id)")
+    SchemaVersion.delete().where(SchemaVersion.version.in_([_version(s) for s in rerun])).execute()
+
+
+@pytest.mark.parametrize("rerun", [
+    (migrations._i11_usage_by_key,),
+    # Widened, then upgraded straight past issue 14, whose rebuild writes the narrow key.
+    (migrations._i14_unpriced_and_fine_latency_buckets, migrations._i11_usage_by_key)],
+    ids=["after-issue-14", "before-issue-14"])
+def test_a_database_widened_by_a_dev_build_gets_the_narrow_key_back(database, rerun):
+    fresh = _schema(database)
+    _as_widened_by_a_dev_build(database, rerun)
+    # An hour retention has pruned (no rows left): two sessions of one project.
+    hour = datetime.datetime(2026, 10, 1, 9)
+    for session, tokens in (("s1", 10), ("s2", 32)):
+        _insert_hour(database, {"hour": hour, "domain": "a", "model": "m", "request_type": "inference",
+                                "account_id": "acc", **dict.fromkeys(migrations._USAGE_TRAITS, ""),
+                                "project": "/p", "session_id": session,
+                                **dict.fromkeys(aggregates.SUM_COLUMNS, 0), "requests": 1,
+                                "output_tokens": tokens, LE_250: 1, "cost_usd": 0.5})
+    assert migrate(database) == [_version(s) for s in rerun]
+    assert _schema(database) == fresh
+    overview = HourlyUsage.get(HourlyUsage.hour == hour)  # one row again, the sums kept
+    assert (overview.requests, overview.output_tokens, getattr(overview, LE_250),
+            overview.cost_usd) == (2, 42, 2, 1.0)
+    by_key = models.HourlyUsageByKey
+    assert sorted((k.project, k.session_id, k.output_tokens) for k in by_key.select()) == \
+        [("/p", "s1", 10), ("/p", "s2", 32)]
+    with database.atomic():  # once more: the same state
+        migrations._i11_usage_by_key(database)
+    assert _schema(database) == fresh
+    assert HourlyUsage.select().count() == 1 and by_key.select().count() == 2

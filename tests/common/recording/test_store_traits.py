@@ -4,7 +4,8 @@ import peewee as pw
 
 from common import cli, keys
 from common import config as nexus_config
-from common.models import ApiRequest, HourlyUsage
+from common.models import ApiRequest, HourlyUsage, HourlyUsageByKey
+from common.recording import aggregates
 from common.pricing import load_prices
 from common.recording.store import save_records
 from tests import scenarios
@@ -74,15 +75,20 @@ def test_a_subagent_whose_first_request_lists_agent_types_is_found(database):
 def test_the_hourly_aggregates_keep_each_key(database):
     s = _session()
     save_records(database, s.records, load_prices(), CONFIG)
+    K = HourlyUsageByKey
     for column in ("project", "git_branch", "developer", "subagent", "session_id"):
-        field = getattr(HourlyUsage, column)
-        hours = dict(HourlyUsage.select(field, pw.fn.SUM(HourlyUsage.output_tokens))
-                     .group_by(field).tuples())
+        field = getattr(K, column)
+        hours = dict(K.select(field, pw.fn.SUM(K.output_tokens)).group_by(field).tuples())
         rows = {}
         for row in ApiRequest.select().dicts():
             rows[row[column] or ""] = rows.get(row[column] or "", 0) + row["output_tokens"]
         assert {k: int(v) for k, v in hours.items()} == rows, column
-    assert HourlyUsage.get(HourlyUsage.subagent == "Explore").requests == 2
+    assert K.get(K.subagent == "Explore").requests == 2
+    # The overview's table keeps one row per hour, domain, model, type and account.
+    narrow = {(aggregates.hour_of(r.timestamp), r.domain, r.model, r.request_type, r.account_id or "")
+              for r in ApiRequest.select()}
+    assert HourlyUsage.select().count() == len(narrow)
+    assert HourlyUsage.select(pw.fn.SUM(HourlyUsage.requests)).scalar() == 5
 
 
 def test_a_client_keys_name_is_the_developer(database):
@@ -99,12 +105,13 @@ def test_relink_backfills_rows_recorded_before_the_keys_existed(database, db_url
                 for k, r in _rows(s).items()}
     # As an older release left them: no keys on the rows, none in the aggregates.
     ApiRequest.update(project=None, git_branch=None, developer=None, subagent=None).execute()
-    HourlyUsage.update(project="", git_branch="", developer="", subagent="").execute()
+    aggregates.rebuild(database)
     assert cli.main(["relink"], environ={"DATABASE_URL": db_url}) == 0
     assert "rows changed: 5" in capsys.readouterr().out
     database.connect(reuse_if_open=True)
     assert {k: {c: r[c] for c in expected[k]} for k, r in _rows(s).items()} == expected
-    assert HourlyUsage.get(HourlyUsage.subagent == "Explore").requests == 2
+    assert HourlyUsageByKey.get(HourlyUsageByKey.subagent == "Explore").requests == 2
+    assert HourlyUsageByKey.select(pw.fn.SUM(HourlyUsageByKey.requests)).scalar() == 5
     assert HourlyUsage.select(pw.fn.SUM(HourlyUsage.requests)).scalar() == 5
     assert cli.main(["relink"], environ={"DATABASE_URL": db_url}) == 0
     assert "rows changed: 0" in capsys.readouterr().out
