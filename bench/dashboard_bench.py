@@ -2,6 +2,7 @@
 
     python -m bench.seed --database-url URL --rows 1000000
     python -m bench.dashboard_bench --database-url URL [--repeat 5] [--markdown out.md]
+        [--only 'overview|API usage']   (a regular expression over the labels)
 
 Each route is requested through the WSGI app in this process (no network), with the
 X-Dashboard-Key header; the time is from the call to the last byte of the body. The
@@ -105,8 +106,9 @@ def first_byte(client, path):
     return elapsed
 
 
-def run(database_url, repeat=5):
-    """[(label, path, cold ms, median ms, worst ms, median CPU ms)] for every route."""
+def run(database_url, repeat=5, only=None):
+    """[(label, path, cold ms, median ms, worst ms, median CPU ms)] for every route (whose
+    label matches the regular expression `only`, if given)."""
     from dashboard.app import create_app
     app = create_app(nexus_config.load({"DATABASE_URL": database_url, "DASHBOARD_API_KEY": KEY}))
     from common.db import database
@@ -114,6 +116,8 @@ def run(database_url, repeat=5):
     client = app.test_client()
     results = []
     for label, path in routes(samples):
+        if only and not re.search(only, label):
+            continue
         cold = _time(client, path)[0]
         timed = [_time(client, path) for _ in range(repeat)]
         warm = [wall for wall, _ in timed]
@@ -147,8 +151,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--title", default="")
     parser.add_argument("--markdown", help="append a Markdown table to this file")
+    parser.add_argument("--only", help="time only the routes whose label matches this regex")
     args = parser.parse_args(argv)
-    results = run(args.database_url, args.repeat)
+    results = run(args.database_url, args.repeat, args.only)
     if args.markdown:
         with open(args.markdown, "a", encoding="utf-8") as handle:
             handle.write(markdown(args.title or args.database_url, results) + "\n")
