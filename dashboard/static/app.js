@@ -15,6 +15,7 @@
                ["latency_p95", "Latency p95", "#1d3b66"], ["ttft_p50", "TTFT p50", "#e67e22"],
                ["ttft_p95", "TTFT p95", "#a04000"]] },
     cost_by_model: { unit: "USD" },
+    cost_by_group: { unit: "USD" },
     requests_by_domain: { unit: "requests" },
     daily_tokens: { unit: "tokens", bars: true, series: [["tokens", "Tokens", "#3b6fb6"]] }
   };

@@ -39,9 +39,13 @@ def usage_data(args):
 def chart_data(args, data):
     """Cost per point of the range for the top groups (uPlot columns, x in Unix seconds)."""
     keys = [g["key"] for g in data["groups"][:TOP_SERIES]]
-    points, series = uq.series(stats_range(args), data["group_by"], keys)
+    rng = stats_range(args)
+    points, series = uq.series(rng, data["group_by"], keys)
     epoch = datetime.datetime(1970, 1, 1)
-    return {"x": [int((p - epoch).total_seconds()) for p in points],
+    unix = lambda moment: int((moment - epoch).total_seconds())  # noqa: E731
+    return {"x": [unix(p) for p in points],
+            "x_min": unix(points[0]) if points else unix(rng.since), "x_max": unix(rng.until),
+            "granularity": "hour" if rng.hourly else "day",
             "cost_by_group": {_label(k): v for k, v in series.items()}}
 
 
