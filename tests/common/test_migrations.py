@@ -259,8 +259,8 @@ LE_250 = aggregates.bucket_column("latency", 250)
 
 def _as_widened_by_a_dev_build(database, rerun):
     """This fresh database as the unreleased `_i11_request_traits` left it: the grouping
-    keys in api_usage_hourly's unique key, and no api_usage_hourly_keys; `rerun`: the
-    migrations it has yet to run."""
+    keys in api_usage_hourly's unique key, and no api_usage_hourly_keys; from `rerun` on,
+    it has yet to run the migrations."""
     database.drop_tables([models.HourlyUsageByKey])
     for index in database.get_indexes("api_usage_hourly"):
         if index.unique and "hour" in index.columns:
@@ -271,13 +271,13 @@ def _as_widened_by_a_dev_build(database, rerun):
     database.execute_sql("CREATE UNIQUE INDEX api_usage_hourly_traits_key ON api_usage_hourly "
                          "(hour, domain, model, request_type, account_id, project, git_branch, "
                          "developer, subagent, session_id)")
-    SchemaVersion.delete().where(SchemaVersion.version.in_([_version(s) for s in rerun])).execute()
+    SchemaVersion.delete().where(SchemaVersion.version >= _version(rerun)).execute()
 
 
 @pytest.mark.parametrize("rerun", [
-    (migrations._i11_usage_by_key,),
+    migrations._i11_usage_by_key,
     # Widened, then upgraded straight past issue 14, whose rebuild writes the narrow key.
-    (migrations._i14_unpriced_and_fine_latency_buckets, migrations._i11_usage_by_key)],
+    migrations._i14_unpriced_and_fine_latency_buckets],
     ids=["after-issue-14", "before-issue-14"])
 def test_a_database_widened_by_a_dev_build_gets_the_narrow_key_back(database, rerun):
     fresh = _schema(database)
@@ -290,7 +290,7 @@ def test_a_database_widened_by_a_dev_build_gets_the_narrow_key_back(database, re
                                 "project": "/p", "session_id": session,
                                 **dict.fromkeys(aggregates.SUM_COLUMNS, 0), "requests": 1,
                                 "output_tokens": tokens, LE_250: 1, "cost_usd": 0.5})
-    assert migrate(database) == [_version(s) for s in rerun]
+    assert migrate(database) == list(range(_version(rerun), len(MIGRATIONS) + 1))
     assert _schema(database) == fresh
     overview = HourlyUsage.get(HourlyUsage.hour == hour)  # one row again, the sums kept
     assert (overview.requests, overview.output_tokens, getattr(overview, LE_250),
