@@ -39,6 +39,9 @@
 
       formatter = forEachSystem (pkgs: pkgs.nixfmt);
 
-      nixosModules.default = import ./nix/module.nix { inherit self; };
+      # The module builds the package with the host's nixpkgs; the overlay offers
+      # it there as pkgs.claude-nexus for anything else.
+      nixosModules.default = ./nix/module.nix;
+      overlays.default = final: prev: { claude-nexus = final.callPackage ./nix/package.nix { }; };
     };
 }
