@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,41 @@ def test_flake_lock_pins_the_input_branch():
     assert re.fullmatch(r"[0-9a-f]{40}", node["locked"]["rev"])
     assert re.fullmatch(r"sha256-[A-Za-z0-9+/]{43}=", node["locked"]["narHash"])
     assert lock["nodes"]["root"]["inputs"] == {"nixpkgs": "nixpkgs"}
+
+
+def _tested_versions():
+    """{name: version} of nix/python-versions.txt (the pinned nixpkgs' versions)."""
+    lines = (ROOT / "nix/python-versions.txt").read_text().splitlines()
+    return dict(line.split() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def test_the_tested_versions_cover_every_python_package_the_nix_files_use():
+    tested = _tested_versions()
+    used = set()
+    for name in ("package.nix", "checks.nix", "devshell.nix"):
+        used |= set(re.findall(r"\b(?:py|ps)\.([\w-]+)", (ROOT / "nix" / name).read_text()))
+    used -= {"buildPythonPackage", "setuptools"}  # the build, not what runs
+    # nixpkgs builds psycopg2 from source; its wheel of the same version stands in.
+    names = {"psycopg2-binary" if n == "psycopg2" else n for n in used}
+    assert names <= set(tested), names - set(tested)
+    assert re.fullmatch(r"3\.\d+", tested["python"])
+
+
+def test_pyproject_floors_are_the_tested_versions():
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tested = _tested_versions()
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    requirements += [Requirement(r) for extra in project["optional-dependencies"].values()
+                     for r in extra]
+    checked = set()
+    for requirement in requirements:
+        name = requirement.name.lower()
+        if name not in tested:
+            continue
+        floor = Version(next(s.version for s in requirement.specifier if s.operator == ">="))
+        version = Version(tested[name])
+        assert floor <= version and floor.release[:2] == version.release[:2], (name, floor)
+        checked.add(name)
+    assert {"gunicorn", "gevent", "flask", "peewee", "anthropic"} <= checked
