@@ -3,9 +3,11 @@
 # (nix/python-versions.txt), beside the main run under the Docker images' pins:
 # what `nix flake check` runs, and how the Nix images behave. CI has no Nix
 # (and no network to nixpkgs), so a CPython of the same minor version from pyenv
-# and the same versions from PyPI stand in. Like nix/checks.nix it leaves out
-# Docker, the browser and the long runs; unlike it, PostgreSQL is here, so the
-# tests on both databases run.
+# and the same versions from PyPI stand in. It runs the parts whose behaviour
+# those versions decide (the services, storage, the dashboard, hostile input, the
+# flake) and, to stay near ten minutes on CI's two cores, leaves out Docker, the
+# browser and the long runs; unlike nix/checks.nix it has PostgreSQL, so the
+# tests on both databases run. Arguments replace the default test paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 versions=nix/python-versions.txt
@@ -23,6 +25,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$python $pins" ]; then
     echo "$python $pins" > "$stamp"
 fi
 echo "$("$venv/bin/python" --version); $(echo $pins)"
+[ $# -gt 0 ] || set -- tests/proxy tests/common tests/dashboard tests/reliability tests/nix \
+    tests/test_layout.py
 # The checkout on the path, not installed: the tests import it as they find it.
 PYTHONPATH=$PWD "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-    -m "not docker and not browser and not slow" "${@:-tests}"
+    -m "not docker and not browser and not slow" "$@"
