@@ -27,8 +27,13 @@ let
   # With createLocally: a database named as the OS user, over the Unix socket, where
   # NixOS's default pg_hba.conf lets each user in as the database role of its name.
   localUrl = "postgresql://${user}@/${user}?host=/run/postgresql";
-  databaseUrl = if cfg.database.url != null then cfg.database.url else
-    if cfg.database.createLocally then localUrl else "sqlite:///${stateDir}/nexus.db";
+  databaseUrl =
+    if cfg.database.url != null then
+      cfg.database.url
+    else if cfg.database.createLocally then
+      localUrl
+    else
+      "sqlite:///${stateDir}/nexus.db";
 
   # Shared by the units: no privileges, a read-only system, only the state
   # directory writable, only IP and Unix sockets. MemoryDenyWriteExecute is

@@ -10,5 +10,8 @@ in
 fileset.toSource {
   root = ../.;
   fileset =
-    if builtins.pathExists ../.git then fileset.intersection (fileset.gitTracked ../.) chosen else chosen;
+    if builtins.pathExists ../.git then
+      fileset.intersection (fileset.gitTracked ../.) chosen
+    else
+      chosen;
 }
