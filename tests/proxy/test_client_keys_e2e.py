@@ -201,8 +201,8 @@ def test_workers_refresh_an_expired_oauth_token_once(upstream, db_url, home):
     try:
         with running_proxy(env, cwd=str(home), workers=2) as proxy:
             upstream.clear()
-            c = client(proxy, USER_KEY, "expired.example")
-            with ThreadPoolExecutor(8) as pool:
+            # Closed here: eight threads leave idle pooled connections behind.
+            with client(proxy, USER_KEY, "expired.example") as c, ThreadPoolExecutor(8) as pool:
                 answers = list(pool.map(lambda _: ask(c), range(8)))
             sent = upstream.requests()
     finally:
