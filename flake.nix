@@ -1,7 +1,7 @@
 {
   description = "claude-nexus: a recording proxy and dashboard for the Anthropic Claude API";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:
@@ -37,8 +37,11 @@
         tests = (nexus pkgs).tests;
       });
 
-      formatter = forEachSystem (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forEachSystem (pkgs: pkgs.nixfmt);
 
-      nixosModules.default = import ./nix/module.nix { inherit self; };
+      # The module builds the package with the host's nixpkgs; the overlay offers
+      # it there as pkgs.claude-nexus for anything else.
+      nixosModules.default = ./nix/module.nix;
+      overlays.default = final: prev: { claude-nexus = final.callPackage ./nix/package.nix { }; };
     };
 }

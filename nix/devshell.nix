@@ -5,7 +5,7 @@
   mkShell,
   python3,
   callPackage,
-  nixfmt-rfc-style,
+  nixfmt,
 }:
 let
   package = callPackage ./package.nix { };
@@ -21,7 +21,7 @@ mkShell {
       ps.anthropic
       ps.pyyaml
     ]))
-    nixfmt-rfc-style
+    nixfmt
   ];
   # The checkout's sources come before the installed copy.
   shellHook = ''

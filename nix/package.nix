@@ -43,16 +43,13 @@ py.buildPythonPackage {
   inherit (project) version;
   pyproject = true;
 
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions (
-      [
-        ../pyproject.toml
-        ../common
-      ]
-      ++ map (name: ../. + "/${name}") services
-    );
-  };
+  src = import ./source.nix { inherit lib; } (
+    [
+      ../pyproject.toml
+      ../common
+    ]
+    ++ map (name: ../. + "/${name}") services
+  );
 
   build-system = [ py.setuptools ];
   dependencies = [

@@ -1,24 +1,30 @@
 """`nexus-proxy`: apply pending migrations, then run the proxy under gunicorn.
 
 A bad alerts file (NEXUS_ALERTS_FILE) stops start-up with the line that is wrong.
+gunicorn runs in this process (common.serving), so the proxy starts however the
+interpreter was (Nix's wrappers add the dependencies inside the entry script only).
+
 Migrations take a database-wide lock, so several proxies starting at once is
 safe. If the database is unreachable the proxy starts anyway: it serves and
 spools records, and its writer applies the migrations once the database is back.
 """
 import logging
-import os
 import sys
 
 from common import config as nexus_config
 from common import logs
+from common import serving
 
 log = logging.getLogger("nexus.proxy.cli")
 
 
+CONFIG_MODULE = "proxy.gunicorn_conf"
+APP = "proxy.wsgi:app"
+
+
 def gunicorn_argv(extra=()):
-    """The gunicorn command line `nexus-proxy` execs (extra arguments appended)."""
-    return [sys.executable, "-m", "gunicorn", "-c", "python:proxy.gunicorn_conf",
-            *extra, "proxy.wsgi:app"]
+    """The arguments gunicorn runs the proxy with (extra arguments before the app)."""
+    return serving.gunicorn_args(CONFIG_MODULE, APP, extra)
 
 
 def migrate_or_warn(config):
@@ -65,8 +71,8 @@ def main(argv=None, environ=None):
         return 2
     logs.configure(config.log_level)
     migrate_or_warn(config)
-    command = gunicorn_argv(argv)
-    os.execv(command[0], command)
+    serving.run("nexus-proxy", CONFIG_MODULE, APP, argv)
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Workers come from WEB_CONCURRENCY and extra flags from GUNICORN_CMD_ARGS, as
 gunicorn itself reads them; this file sets only what the proxy needs: the
-gevent worker, the address from HOST/PORT, JSON logs, and the hooks that start
-and flush the recorder and share metrics between workers.
+gevent worker (proxy.gunicorn_worker), the address from HOST/PORT, JSON logs, and
+the hooks that start and flush the recorder and share metrics between workers.
 """
 from gunicorn.glogging import Logger
 
@@ -14,7 +14,8 @@ _config = nexus_config.load()
 _host = f"[{_config.host}]" if ":" in _config.host else _config.host
 
 bind = [f"{_host}:{_config.port or 3000}"]
-worker_class = "gevent"
+# gunicorn's gevent worker, answering bad request lines as gunicorn 27 does on any version.
+worker_class = "proxy.gunicorn_worker.Worker"
 worker_connections = 2000
 # Streams last minutes: on SIGTERM a worker stops accepting and gives in-flight
 # requests this long to finish, then flushes its records.

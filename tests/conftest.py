@@ -8,6 +8,28 @@ from tests.databases import temporary_database
 DATABASE_KINDS = ("sqlite", "postgresql")
 
 
+@pytest.fixture(autouse=True)
+def _close_every_database(monkeypatch):
+    """Close, after each test, every database it opened through common.db.
+
+    A command under test (`nexus migrate`, `reprice`, ...) binds the models to a
+    database of its own, which a later query of the test reopens; Python 3.13+ warns
+    of such an unclosed sqlite3 connection in whichever test the collector runs next.
+    """
+    opened = []
+    original = nexus_db.open_database
+
+    def tracked(*args, **kwargs):
+        database = original(*args, **kwargs)
+        opened.append(database)
+        return database
+
+    monkeypatch.setattr(nexus_db, "open_database", tracked)
+    yield
+    for database in opened:
+        database.close()
+
+
 @pytest.fixture(params=DATABASE_KINDS)
 def db_url(request, tmp_path):
     """The URL of an empty, migrated database; every test using it runs on both kinds."""

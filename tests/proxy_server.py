@@ -122,10 +122,11 @@ def _wait_healthy(proxy, timeout):
 
 
 @contextlib.contextmanager
-def running_proxy(env, workers=1, cwd=None, args=(), timeout=30):
+def running_proxy(env, workers=1, cwd=None, args=(), timeout=30, command=None):
     """Start the real proxy with `env` added to this process's environment; stop it after.
 
-    `workers` sets WEB_CONCURRENCY unless `env` does; `args` go to gunicorn.
+    `workers` sets WEB_CONCURRENCY unless `env` does; `args` go to gunicorn. `command`
+    replaces `python -m proxy.cli` and then nothing is put on PYTHONPATH (tests.wrapper).
     """
     cwd = cwd or tempfile.mkdtemp(prefix="nexus-proxy-")
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -137,11 +138,15 @@ def running_proxy(env, workers=1, cwd=None, args=(), timeout=30):
                  **{k: str(v) for k, v in env.items()}}
     child_env["GUNICORN_CMD_ARGS"] = (f"--bind fd://{listener.fileno()} "
                                       + child_env.get("GUNICORN_CMD_ARGS", "")).strip()
-    child_env["PYTHONPATH"] = ROOT + os.pathsep + child_env.get("PYTHONPATH", "")
+    if command is None:
+        command = [sys.executable, "-m", "proxy.cli"]
+        child_env["PYTHONPATH"] = ROOT + os.pathsep + child_env.get("PYTHONPATH", "")
+    else:
+        child_env.pop("PYTHONPATH", None)
     log_path = os.path.join(cwd, "proxy.log")
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", *args], cwd=cwd, env=child_env,
+            [*command, *args], cwd=cwd, env=child_env,
             stdout=log_file, stderr=subprocess.STDOUT, pass_fds=(listener.fileno(),),
             start_new_session=True)
     listener.close()

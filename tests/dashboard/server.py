@@ -52,19 +52,26 @@ def _healthy(port):
 
 
 @contextlib.contextmanager
-def running_dashboard(env, log_dir, timeout=30):
-    """Start `nexus-dashboard` with `env` added to the environment; stop it afterwards."""
+def running_dashboard(env, log_dir, timeout=30, command=None):
+    """Start `nexus-dashboard` with `env` added to the environment; stop it afterwards.
+
+    `command` replaces `python -m dashboard.cli`, and then nothing is put on PYTHONPATH.
+    """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
     child_env = {**os.environ, "WEB_CONCURRENCY": "2", **env,
-                 "GUNICORN_CMD_ARGS": f"--bind fd://{listener.fileno()}",
-                 "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+                 "GUNICORN_CMD_ARGS": f"--bind fd://{listener.fileno()}"}
+    if command is None:
+        command = [sys.executable, "-m", "dashboard.cli"]
+        child_env["PYTHONPATH"] = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    else:
+        child_env.pop("PYTHONPATH", None)
     log_path = os.path.join(log_dir, "dashboard.log")
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "dashboard.cli"], cwd=log_dir,
+        process = subprocess.Popen(command, cwd=log_dir,
                                    env=child_env, stdout=log_file, stderr=subprocess.STDOUT,
                                    pass_fds=(listener.fileno(),), start_new_session=True)
     listener.close()

@@ -4,6 +4,7 @@ Everything is built once per test session; Docker's layer cache makes a rebuild
 of unchanged sources take seconds, and the stand-in bases are kept between
 sessions under a tag derived from their content.
 """
+import os
 import shutil
 
 import pytest
@@ -26,8 +27,16 @@ def base_images(docker_engine):
 
 
 @pytest.fixture(scope="session")
-def images(base_images):
-    """{"proxy": tag, "dashboard": tag}, built from this checkout."""
+def images(request, docker_engine):
+    """{"proxy": tag, "dashboard": tag}, built from this checkout.
+
+    NEXUS_IMAGES="proxy=<tag>,dashboard=<tag>" names images built elsewhere instead
+    (the Nix workflow loads `nix build`'s images and runs the same tests on them).
+    """
+    given = os.environ.get("NEXUS_IMAGES")
+    if given:
+        return dict(item.split("=", 1) for item in given.split(","))
+    base_images = request.getfixturevalue("base_images")
     with engine.machine_lock():
         return {service: engine.build_image(service, *base_images)
                 for service in engine.SERVICES}

@@ -15,8 +15,9 @@ let
   };
   package = p: {
     inherit (p) name;
-    inherit (p.args) pname version postInstall pythonImportsCheck;
+    inherit (p.args) pname version postInstall pythonImportsCheck doCheck;
     files = p.args.src.files;
+    root = p.args.src.root;
     dependencies = map (d: d.pname) p.args.dependencies;
     buildSystem = map (d: d.pname) p.args.build-system;
   };
@@ -42,27 +43,38 @@ let
   defaults = builtins.mapAttrs (
     _: o: if (o._type or null) == "option" then o.default else defaults o
   );
-  module =
+  # `extra` are option values on top of the defaults, e.g. database.createLocally.
+  moduleWith =
+    extra:
     let
-      call = values: self.nixosModules.default {
+      call = values: import self.nixosModules.default {
         config.services.claude-nexus = values;
         inherit (nixpkgs) lib;
         inherit pkgs;
       };
       options = (call { }).options.services.claude-nexus;
-      result = call (defaults options // { enable = true; });
-      services = result.config.content.systemd.services;
+      merge = a: b: a // builtins.mapAttrs (n: v: if builtins.isAttrs v && a ? ${n} then merge a.${n} v else v) b;
+      result = call (merge (defaults options) ({ enable = true; } // extra));
+      content = result.config.content;
+      services = content.systemd.services;
     in
     {
       optionNames = names options;
       condition = result.config.condition;
-      users = result.config.content.users.users;
+      users = content.users.users;
+      postgresql = content.services.postgresql;
+      migrate = services.claude-nexus-migrate;
       proxy = services.claude-nexus-proxy.content;
       dashboard = services.claude-nexus-dashboard.content;
+      packageName = (defaults options).package.name;
     };
+  module = moduleWith { };
+  moduleLocalDatabase = moduleWith { database.createLocally = true; settings = { ENABLE_CLIENT_AUTH = true; NEXUS_RETENTION_DAYS = 90; }; proxy.workers = 4; };
 in
 {
-  inherit module;
+  inherit module moduleLocalDatabase;
+  inherit (nixpkgs) nixosOptionNames;
+  overlay = names (self.overlays.default pkgs pkgs);
   systems = names self.packages;
   x86_64-linux = perSystem "x86_64-linux";
   aarch64-linux = perSystem "aarch64-linux";

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_flake_offers_the_documented_outputs_on_both_systems(flake):
             assert app["program"].endswith(f"/bin/nexus-{name}")
         assert outputs["devShells"] == ["default"]
         assert outputs["checks"] == ["tests"]
-        assert outputs["formatter"] == "nixfmt-rfc-style"
+        assert outputs["formatter"] == "nixfmt"
 
 
 def test_check_runs_the_suite_on_sqlite_without_outside_parts(flake):
@@ -82,7 +83,13 @@ def test_package_is_the_whole_distribution(flake):
     assert package["pname"] == "claude-nexus"
     assert package["pythonImportsCheck"] == ["common", "proxy", "dashboard"]
     assert package["postInstall"] == ""
-    assert {"peewee", "gevent", "flask", "psycopg2"} <= set(package["dependencies"])
+    assert package["doCheck"] is False  # the suite runs once, as the flake's check
+    assert {"peewee", "gevent", "flask", "psycopg2", "backports-zstd",
+            "opentelemetry-sdk"} <= set(package["dependencies"])
+    # lib.fileset.toSource's root is the checkout, so the wheel finds pyproject.toml.
+    assert package["root"] == str(ROOT)
+    assert [Path(f).name for f in package["files"]] == [
+        "pyproject.toml", "common", "proxy", "dashboard"]
 
 
 def test_each_image_env_holds_only_what_its_service_imports(flake):
@@ -136,6 +143,8 @@ def test_nixos_module_runs_both_services_hardened(flake):
         unit = module[name]
         assert unit["serviceConfig"]["ExecStart"].endswith(f"/bin/nexus-{name}")
         assert unit["environment"]["PORT"] == port
+        assert unit["environment"]["WEB_CONCURRENCY"] == "1"
+        assert unit["environment"]["DATABASE_URL"] == "sqlite:////var/lib/claude-nexus/nexus.db"
         hardening = unit["serviceConfig"]
         assert hardening["User"] == "claude-nexus"
         assert hardening["NoNewPrivileges"] is True
@@ -144,6 +153,90 @@ def test_nixos_module_runs_both_services_hardened(flake):
     credentials = module["proxy"]["environment"]["CREDENTIALS_DIR"]
     assert "CREDENTIALS_DIR" not in module["dashboard"]["environment"]
     assert module["dashboard"]["serviceConfig"]["InaccessiblePaths"] == [f"-{credentials}"]
+    # Built with the host's nixpkgs, not the flake's pin; also offered as an overlay.
+    assert module["packageName"].startswith("python3.13-claude-nexus-")
+    assert flake["overlay"] == ["claude-nexus"]
+
+
+def test_nixos_module_migrates_before_both_services(flake):
+    module = flake["module"]
+    migrate = module["migrate"]
+    assert migrate["serviceConfig"]["Type"] == "oneshot"
+    assert migrate["serviceConfig"]["RemainAfterExit"] is True
+    assert migrate["serviceConfig"]["ExecStart"].endswith("/bin/nexus migrate")
+    assert migrate["serviceConfig"]["User"] == "claude-nexus"
+    assert migrate["environment"]["DATABASE_URL"] == module["proxy"]["environment"]["DATABASE_URL"]
+    for name in ("proxy", "dashboard"):
+        assert "claude-nexus-migrate.service" in module[name]["requires"]
+        assert "claude-nexus-migrate.service" in module[name]["after"]
+    assert module["postgresql"]["condition"] is False
+
+
+def test_nixos_module_sets_up_a_local_postgresql_with_peer_auth(flake):
+    module = flake["moduleLocalDatabase"]
+    postgresql = module["postgresql"]
+    assert postgresql["condition"] is True
+    assert postgresql["content"]["ensureDatabases"] == ["claude-nexus"]
+    assert postgresql["content"]["ensureUsers"] == [
+        {"name": "claude-nexus", "ensureDBOwnership": True}]
+    # The OS user, over the socket: the role peer authentication lets in.
+    url = "postgresql://claude-nexus@/claude-nexus?host=/run/postgresql"
+    for unit in (module["migrate"], module["proxy"], module["dashboard"]):
+        assert unit["environment"]["DATABASE_URL"] == url
+        assert "postgresql.target" in unit["after"]
+    assert "postgresql.target" in module["migrate"]["requires"]
+    # settings are the environment, typed values rendered as the services read them.
+    assert module["proxy"]["environment"]["ENABLE_CLIENT_AUTH"] == "true"
+    assert module["dashboard"]["environment"]["NEXUS_RETENTION_DAYS"] == "90"
+    assert module["proxy"]["environment"]["WEB_CONCURRENCY"] == "4"
+
+
+def test_nixos_module_sets_only_options_nixos_has(flake):
+    names = flake["nixosOptionNames"]
+    module = flake["moduleLocalDatabase"]
+    assert set(module["postgresql"]["content"]) <= set(names["postgresql"])
+    for user in module["postgresql"]["content"]["ensureUsers"]:
+        assert set(user) <= set(names["ensureUser"])
+    for unit in (module["migrate"], module["proxy"], module["dashboard"]):
+        assert set(unit) <= set(names["unit"])
+
+
+def _evaluate_copy(nix_instantiate, tmp_path, file, old, new, expression):
+    """Evaluate `expression` on a copy of nix/ whose `file` has `old` replaced by `new`."""
+    for name in ("pyproject.toml", "common", "proxy", "dashboard"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    shutil.copytree(ROOT / "nix", tmp_path / "nix")
+    path = tmp_path / "nix" / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    stub = ROOT / "tests/nix/stub-nixpkgs.nix"
+    code = (f"let nixpkgs = import {stub}; lib = nixpkgs.lib; "
+            f"pkgs = nixpkgs.legacyPackages.x86_64-linux; nix = {tmp_path}/nix; in {expression}")
+    return subprocess.run([nix_instantiate, "--eval", "--strict", "--json", "-E", code],
+                          capture_output=True, text=True, env=NIX_ENV, timeout=60)
+
+
+PACKAGE = "(pkgs.callPackage (nix + \"/package.nix\") { }).args.src.files"
+MODULE = ("builtins.deepSeq (import (nix + \"/module.nix\") { inherit lib pkgs; "
+          "config.services.claude-nexus = { }; }).options.services.claude-nexus true")
+
+
+@pytest.mark.parametrize("file, old, new, expression, message", [
+    ("package.nix", "pyproject = true;", "pyproject = true;", PACKAGE, None),
+    ("source.nix", "root = ../.;", "root = ./.;", PACKAGE, "not under `root`"),
+    ("package.nix", "doCheck = false;", "doChek = false;", PACKAGE, "doChek"),
+    ("module.nix", 'default = "127.0.0.1";', "default = 127;", MODULE, "not of type str"),
+    ("module.nix", "default = false;", "defualt = false;", MODULE, "defualt"),
+], ids=["unchanged", "toSource root", "misspelled doCheck", "int default on str",
+        "misspelled mkOption argument"])
+def test_the_stand_in_refuses_what_nixpkgs_would(nix_instantiate, tmp_path, file, old, new,
+                                                expression, message):
+    result = _evaluate_copy(nix_instantiate, tmp_path, file, old, new, expression)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
 def test_flake_lock_pins_the_input_branch():
@@ -155,3 +248,41 @@ def test_flake_lock_pins_the_input_branch():
     assert re.fullmatch(r"[0-9a-f]{40}", node["locked"]["rev"])
     assert re.fullmatch(r"sha256-[A-Za-z0-9+/]{43}=", node["locked"]["narHash"])
     assert lock["nodes"]["root"]["inputs"] == {"nixpkgs": "nixpkgs"}
+
+
+def _tested_versions():
+    """{name: version} of nix/python-versions.txt (the pinned nixpkgs' versions)."""
+    lines = (ROOT / "nix/python-versions.txt").read_text().splitlines()
+    return dict(line.split() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def test_the_tested_versions_cover_every_python_package_the_nix_files_use():
+    tested = _tested_versions()
+    used = set()
+    for name in ("package.nix", "checks.nix", "devshell.nix"):
+        used |= set(re.findall(r"\b(?:py|ps)\.([\w-]+)", (ROOT / "nix" / name).read_text()))
+    used -= {"buildPythonPackage", "setuptools", "pythonOlder"}  # the build, not what runs
+    # nixpkgs builds psycopg2 from source; its wheel of the same version stands in.
+    names = {"psycopg2-binary" if n == "psycopg2" else n for n in used}
+    assert names <= set(tested), names - set(tested)
+    assert re.fullmatch(r"3\.\d+", tested["python"])
+
+
+def test_pyproject_floors_are_the_tested_versions():
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tested = _tested_versions()
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    requirements += [Requirement(r) for extra in project["optional-dependencies"].values()
+                     for r in extra]
+    checked = set()
+    for requirement in requirements:
+        name = requirement.name.lower()
+        if name not in tested:
+            continue
+        floor = Version(next(s.version for s in requirement.specifier if s.operator == ">="))
+        version = Version(tested[name])
+        assert floor <= version and floor.release[:2] == version.release[:2], (name, floor)
+        checked.add(name)
+    assert {"gunicorn", "gevent", "flask", "peewee", "anthropic"} <= checked

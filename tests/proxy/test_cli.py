@@ -13,8 +13,7 @@ from tests.proxy.conftest import free_port
 
 def test_gunicorn_is_run_with_the_proxy_config_and_extra_arguments():
     argv = cli.gunicorn_argv(["--workers", "3"])
-    assert argv[1:] == ["-m", "gunicorn", "-c", "python:proxy.gunicorn_conf", "--workers", "3",
-                        "proxy.wsgi:app"]
+    assert argv == ["-c", "python:proxy.gunicorn_conf", "--workers", "3", "proxy.wsgi:app"]
 
 
 def test_pending_migrations_are_applied(db_url):

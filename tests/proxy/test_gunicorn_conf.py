@@ -29,7 +29,7 @@ def test_bind_comes_from_host_and_port_with_3000_by_default():
     assert conf_value("bind", {}) == ["0.0.0.0:3000"]
     assert conf_value("bind", {"HOST": "127.0.0.1", "PORT": "4321"}) == ["127.0.0.1:4321"]
     assert conf_value("bind", {"HOST": "::", "PORT": "8080"}) == ["[::]:8080"]
-    assert conf_value("worker_class", {}) == "gevent"
+    assert conf_value("worker_class", {}) == "proxy.gunicorn_worker.Worker"
 
 
 def test_sigterm_lets_an_in_flight_stream_finish_and_flushes_its_record(tmp_path, upstream):

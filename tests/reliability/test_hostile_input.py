@@ -188,6 +188,7 @@ def test_no_input_makes_the_proxy_fail_or_fall_over(proxy, method, path, headers
             assert anthropic_error(answer), answer[:300]
 
 
+@pytest.mark.slow  # it checks what the fuzzing above (slow too) left
 def test_every_request_that_reached_the_proxy_was_recorded(proxy):
     # Runs after the fuzzing above: each answer that carried a request id has its row.
     answered = set(ANSWERED.get(proxy.db_url, ()))
