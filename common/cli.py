@@ -50,6 +50,12 @@ def _reprice(p):
     p.add_argument("--since", help="only rows at or after this ISO date")
 
 
+def _search_index(p):
+    p.add_argument("--rebuild", action="store_true",
+                   help="index every stored piece and answer again (after an upgrade)")
+    p.add_argument("--batch-size", type=int, default=500)
+
+
 def _export(p):
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--since", help="ISO date or datetime, inclusive")
@@ -73,6 +79,8 @@ COMMANDS = (
      "rebuild conversation links from stored bodies and report the linked share"),
     (("reprice",), _reprice, "common.recording.reprice:cmd_reprice", "recompute costs from stored usage"),
     (("export",), _export, "common.export:cmd_export", "write rows as CSV or JSON lines"),
+    (("search-index",), _search_index, "common.recording.search_index:cmd_search_index",
+     "count the full-text search entries, or rebuild them (--rebuild)"),
 )
 
 

@@ -84,12 +84,30 @@ def _bodies_as_pieces(db):
                        "ALTER COLUMN response_headers_data SET STORAGE EXTERNAL")
 
 
+def _i12s_search_index(db):
+    # Full-text search (docs/search.md, ADR 0120): the entries, and their words indexed
+    # by FTS5 on SQLite (contentless: the text is in search_entries, compressed) or by a
+    # GIN index over a tsvector on PostgreSQL. Existing traffic is indexed by
+    # `nexus search-index --rebuild`, not here: a migration runs at every proxy start.
+    from .models import SearchEntry
+    with db.bind_ctx([SearchEntry]):
+        db.create_tables([SearchEntry], safe=True)
+    if isinstance(getattr(db, "obj", None) or db, pw.PostgresqlDatabase):
+        db.execute_sql("ALTER TABLE search_entries ADD COLUMN IF NOT EXISTS tsv tsvector")
+        db.execute_sql("CREATE INDEX IF NOT EXISTS search_entries_tsv ON search_entries "
+                       "USING gin (tsv)")
+    else:
+        db.execute_sql("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words, "
+                       "content='', detail=none, tokenize='unicode61 remove_diacritics 0')")
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
     _hourly_usage_per_account,
     _bodies_compressed_with_lz4,
     _bodies_as_pieces,
+    _i12s_search_index,
 )
 
 

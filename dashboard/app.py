@@ -12,7 +12,7 @@ from common import db as nexus_db
 from common.pricing import load_prices
 
 from . import auth, errors, formatting, params, security
-from .views import api, conversations, overview, requests, tokens
+from .views import api, conversations, overview, requests, search, tokens
 
 log = logging.getLogger("nexus.dashboard")
 
@@ -63,7 +63,8 @@ def create_app(config=None):
     def health():
         return jsonify(status="ok")
 
-    for blueprint in (auth.bp, overview.bp, requests.bp, conversations.bp, tokens.bp, api.bp):
+    for blueprint in (auth.bp, overview.bp, requests.bp, conversations.bp, tokens.bp, search.bp,
+                      api.bp):
         app.register_blueprint(blueprint)
     auth.install(app)
     app.before_request(lambda: params.check_args(request.args))

@@ -6,7 +6,7 @@ from ..params import stats_range
 from ..queries import requests as rq
 from ..queries import stats as sq
 from ..queries.storage import storage
-from . import conversations, requests, tokens
+from . import conversations, requests, search as search_view, tokens
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -68,3 +68,9 @@ def stats():
 def token_usage():
     """Per-account token windows and rate-limit status."""
     return jsonify(tokens.usage_data(request.args))
+
+
+@bp.get("/search")
+def search():
+    """`{"results": [{"request_id", "conversation_id", "timestamp", "snippet"}]}`, newest first."""
+    return jsonify(search_view.search_data(request.args))

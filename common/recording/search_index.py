@@ -1,0 +1,211 @@
+"""The search index's write side: entries added by the writer, removed by retention,
+rebuilt by `nexus search-index --rebuild` (docs/search.md, ADR 0120).
+
+An entry is a piece of text people read (`search_text`): a user message piece, indexed
+once when the piece is first stored (so a conversation's history is not indexed again
+with every turn) under the request that first carried it; or a request's answer. Its
+words go into FTS5's `search_fts` (SQLite) or the `tsv` column (PostgreSQL), its text,
+compressed, into `search_entries.data` for the snippet.
+
+Entry ids are time keys: the request's timestamp in microseconds since 1970 times SLOTS,
+plus a slot (a hash of the entry, probed on a clash). The newest entries are the highest
+ids, so a search walks one index newest first and stops when it has enough, and since
+and until are id ranges.
+"""
+import datetime
+import hashlib
+import logging
+
+from ..models import ApiRequest, BodyPiece, RequestBody
+from . import bulk, compression, search_text
+
+log = logging.getLogger("nexus.search")
+
+SLOTS = 1024
+PROBES = 32
+EPOCH = datetime.datetime(1970, 1, 1)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def time_key(when):
+    """The lowest entry id at `when` (a naive UTC datetime, or its ISO text)."""
+    if isinstance(when, str):
+        when = datetime.datetime.fromisoformat(when)
+    return ((when - EPOCH) // _MICROSECOND) * SLOTS
+
+
+def _slot(request_id, piece_id):
+    digest = hashlib.blake2b(f"{request_id}/{piece_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % SLOTS
+
+
+class Entry:
+    """Text to index: where it was found, and the text."""
+
+    __slots__ = ("domain", "request_id", "timestamp", "piece_id", "text")
+
+    def __init__(self, domain, request_id, timestamp, piece_id, text):
+        self.domain, self.request_id, self.timestamp = domain, request_id, timestamp
+        self.piece_id, self.text = piece_id, text
+
+
+def answer_of(body):
+    """The assistant message of a Body's response (derived already, or parsed here)."""
+    if getattr(body, "answer", None) is not None:
+        return body.answer
+    from .rows import response_message
+    data = body.response
+    if not data:
+        return None
+    stream = data.lstrip()[:6] in (b"event:", b"data: ")
+    return response_message({"response_body": data, "stream": stream})[0]
+
+
+def entries_of(bodies, new_pieces):
+    """Entries for a batch: the answers of `bodies`, and the user text of the pieces
+    first stored now (`new_pieces`: (piece, the first Body using it, piece id))."""
+    out = []
+    for piece, body, piece_id in new_pieces:
+        text = search_text.piece_text(piece.kind, piece.data)
+        if text:
+            out.append(Entry(body.domain, body.request_id, body.timestamp, piece_id, text))
+    for body in bodies:
+        text = search_text.answer_text(answer_of(body))
+        if text:
+            out.append(Entry(body.domain, body.request_id, body.timestamp, None, text))
+    return out
+
+
+def add(database, entries):
+    """Index `entries` inside the caller's transaction; return how many were added."""
+    postgres = bulk.is_postgres(database)
+    param = bulk._real(database).param
+    added = 0
+    for entry in entries:
+        words = search_text.words(entry.text)
+        if not words:
+            continue
+        data = compression.pack(entry.text.encode("utf-8", "surrogatepass"))
+        key = time_key(entry.timestamp)
+        slot = _slot(entry.request_id, entry.piece_id)
+        for probe in range(PROBES):
+            entry_id = key + (slot + probe) % SLOTS
+            if _insert(database, postgres, param, entry_id, entry, data, words):
+                added += 1
+                break
+        else:
+            log.warning("no free search slot for request %s", entry.request_id)
+    return added
+
+
+def _insert(database, postgres, param, entry_id, entry, data, words):
+    values = [entry_id, entry.domain, entry.request_id, entry.piece_id, data]
+    columns = "id, domain, request_id, piece_id, data"
+    if postgres:
+        sql = (f"INSERT INTO search_entries ({columns}, tsv) VALUES (%s, %s, %s, %s, %s, "
+               "array_to_tsvector(%s::text[])) ON CONFLICT DO NOTHING")
+        return database.execute_sql(sql, values + [words]).rowcount == 1
+    marks = ", ".join([param] * 5)
+    if database.execute_sql(f"INSERT OR IGNORE INTO search_entries ({columns}) VALUES ({marks})",
+                            values).rowcount != 1:
+        return False
+    database.execute_sql("INSERT INTO search_fts (rowid, words) VALUES (?, ?)",
+                         (entry_id, " ".join(words)))
+    return True
+
+
+def remove(database, column, values):
+    """Delete the entries whose `column` (request_id or piece_id) is among `values`."""
+    values = list(values)
+    postgres = bulk.is_postgres(database)
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        marks = ", ".join([bulk._real(database).param] * len(chunk))
+        where = f"{column} IN ({marks})"
+        if not postgres:
+            # A contentless FTS5 table forgets a row when told the words it was given.
+            rows = database.execute_sql(f"SELECT id, data FROM search_entries WHERE {where}",
+                                        chunk).fetchall()
+            for entry_id, data in rows:
+                text = compression.unpack(data).decode("utf-8", "surrogatepass")
+                database.execute_sql("INSERT INTO search_fts (search_fts, rowid, words) "
+                                     "VALUES ('delete', ?, ?)",
+                                     (entry_id, " ".join(search_text.words(text))))
+        database.execute_sql(f"DELETE FROM search_entries WHERE {where}", chunk)
+
+
+def clear(database):
+    """Remove every entry (before a rebuild)."""
+    database.execute_sql("DELETE FROM search_entries")
+    if not bulk.is_postgres(database):
+        database.execute_sql("INSERT INTO search_fts (search_fts) VALUES ('delete-all')")
+
+
+def _pieces_batch(after, size):
+    """Message pieces with the timestamp of the request that first carried them."""
+    return list(BodyPiece.select(BodyPiece.id, BodyPiece.kind, BodyPiece.data, BodyPiece.domain,
+                                 BodyPiece.first_request_id, ApiRequest.timestamp)
+                .join(ApiRequest, on=(ApiRequest.request_id == BodyPiece.first_request_id))
+                .where(BodyPiece.id > after, BodyPiece.kind == "message")
+                .order_by(BodyPiece.id).limit(size).tuples())
+
+
+def _answers_batch(after, size):
+    """Requests with a kept response, in id order."""
+    return list(ApiRequest.select(ApiRequest.id, ApiRequest.request_id, ApiRequest.domain,
+                                  ApiRequest.timestamp, ApiRequest.stream,
+                                  RequestBody.response_data, RequestBody.response_body)
+                .join(RequestBody, on=(RequestBody.request_id == ApiRequest.request_id))
+                .where(ApiRequest.id > after)
+                .order_by(ApiRequest.id).limit(size).tuples())
+
+
+def _answer(stream, data, legacy):
+    from .rows import parse_json, response_message
+    if data is not None:
+        return response_message({"response_body": compression.unpack(data), "stream": stream})[0]
+    message = parse_json(legacy)  # before pieces: a stream's rebuilt message, as JSON text
+    return message if isinstance(message, dict) and message.get("type") == "message" else None
+
+
+def rebuild(database, batch_size=500, progress=None):
+    """Index every stored piece and answer again; return the number of entries."""
+    with database.atomic():
+        clear(database)
+    total, after = 0, 0
+    while batch := _pieces_batch(after, batch_size):
+        entries = [Entry(domain, rid, ts, pid, search_text.piece_text(kind, compression.unpack(blob)))
+                   for pid, kind, blob, domain, rid, ts in batch]
+        with database.atomic():
+            total += add(database, [e for e in entries if e.text])
+        after = batch[-1][0]
+        if progress:
+            progress(total)
+    after = 0
+    while batch := _answers_batch(after, batch_size):
+        entries = [Entry(domain, rid, ts, None,
+                         search_text.answer_text(_answer(stream, data, legacy)))
+                   for _, rid, domain, ts, stream, data, legacy in batch]
+        with database.atomic():
+            total += add(database, [e for e in entries if e.text])
+        after = batch[-1][0]
+        if progress:
+            progress(total)
+    return total
+
+
+def cmd_search_index(args, config):
+    """`nexus search-index`: count the entries, or rebuild them with --rebuild."""
+    from ..db import connect
+    database = connect(config.database_url)
+    try:
+        if args.rebuild:
+            total = rebuild(database, args.batch_size,
+                            lambda n: print(f"entries indexed: {n}", end="\r"))
+            print(f"search index rebuilt: {total} entries")
+        else:
+            count = database.execute_sql("SELECT COUNT(*) FROM search_entries").fetchone()[0]
+            print(f"search index: {count} entries (rebuild with --rebuild)")
+    finally:
+        database.close()
+    return 0
