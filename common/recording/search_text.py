@@ -5,7 +5,8 @@ tool results that come back in user messages (from request body pieces), and the
 assistant's text and tool inputs (from the response). Assistant messages that a request
 resends as history are not indexed: the response that first carried them was, so a word
 of one answer finds that answer's request and no later one. System prompts and tool
-definitions are not conversation text and are left out.
+definitions are not conversation text and are left out, and so are the
+`<system-reminder>` blocks Claude Code adds to user turns.
 
 Words are runs of letters and digits (`[^\\W_]+`), lower-cased; the index holds each
 entry's distinct words, so that SQLite (FTS5) and PostgreSQL (tsvector) match alike.
@@ -19,6 +20,9 @@ MAX_WORD = 64            # longer runs (hashes, base64) are not words anyone typ
 MAX_TEXT = 1 << 20       # characters of one entry kept for the index and its snippet
 MAX_QUERY_WORDS = 16
 SNIPPET_CHARS = 240
+# Claude Code wraps what it adds to a user's turn (CLAUDE.md, todo lists, file changes)
+# in these tags: text nobody typed or reads, resent in every session.
+REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.S)
 
 
 def words(text):
@@ -52,7 +56,7 @@ def _strings(value, out):
 def _block_texts(content, out, role):
     """The readable text of a message's content (a string or a list of blocks)."""
     if isinstance(content, str):
-        out.append(content)
+        out.append(REMINDER.sub("", content) if role == "user" else content)
         return
     if not isinstance(content, list):
         return
@@ -61,7 +65,7 @@ def _block_texts(content, out, role):
             continue
         kind = block.get("type")
         if kind == "text" and isinstance(block.get("text"), str):
-            out.append(block["text"])
+            out.append(REMINDER.sub("", block["text"]) if role == "user" else block["text"])
         elif kind == "tool_result" and role == "user":
             _block_texts(block.get("content"), out, role)
         elif kind == "tool_use" and role == "assistant":

@@ -61,6 +61,7 @@ def _match(database, words):
 def search(words, limit=20, domain=None, since=None, until=None):
     """The newest `limit` requests whose indexed text has every word of `words`:
     [{"request_id", "conversation_id", "timestamp", "snippet"}], each request once."""
+    words = search_text.query_words(" ".join(words))  # as the index holds them
     if not words:
         return []
     database = ApiRequest._meta.database
