@@ -123,3 +123,12 @@ def snippet(text, wanted, width=SNIPPET_CHARS):
     out.append(html.escape(text[done:end]))
     out.append("…" if end < len(text) else "")
     return " ".join("".join(out).split())
+
+
+_MARK = re.compile(r"<mark>(.*?)</mark>", re.S)
+
+
+def snippet_parts(snippet_html):
+    """A `snippet` back as [(text, marked)], unescaped: for a template that escapes itself."""
+    parts = _MARK.split(snippet_html)
+    return [(html.unescape(part), index % 2 == 1) for index, part in enumerate(parts) if part]

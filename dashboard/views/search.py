@@ -1,7 +1,7 @@
 """Full-text search over what was said: prompts, tool results, answers, tool inputs."""
 from flask import Blueprint, request
 
-from common.recording.search_text import query_words
+from common.recording.search_text import query_words, snippet_parts
 
 from ..params import BadParameter, parse_int, parse_time
 from ..queries import search as sq
@@ -27,5 +27,6 @@ def search_data(args):
 @bp.get("/search")
 def index():
     """The page: a search box and the matching requests, newest first."""
-    return respond("search/index.html", search_data(request.args),
-                   words=query_words(request.args.get("q")))
+    data = search_data(request.args)
+    hits = [dict(r, parts=snippet_parts(r["snippet"])) for r in data["results"]]
+    return respond("search/index.html", data, hits=hits, words=query_words(request.args.get("q")))

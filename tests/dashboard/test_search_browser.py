@@ -14,7 +14,7 @@ from .test_browser import _login, _require_chromium, _shot, browser, page  # noq
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-EVIL = 'the axolotl says <img src=x onerror="window.__xss = 1"><script>window.__xss = 2</script>'
+EVIL = 'the axolotl salamander says <img src=x onerror="window.__xss = 1"><script>window.__xss = 2</script>'
 CONVERSATION = "e" * 8 + "-0000-4000-8000-" + "e" * 12
 
 
@@ -55,16 +55,17 @@ def test_a_person_searches_and_follows_a_result(page, site):  # noqa: F811 (fixt
     results = page.locator("ol.search-results > li")
     assert results.count() == 2
     assert page.locator("ol.search-results mark").first.inner_text().lower() == "axolotl"
-    newest = results.nth(0).inner_text()
-    assert '<img src=x onerror="window.__xss = 1">' in newest and "<script>" in newest
-    assert page.locator("ol.search-results img").count() == 0
-    assert page.evaluate("typeof window.__xss") == "undefined"
     _shot(page, "search")
     results.nth(1).locator("a").first.click()
     page.wait_for_url(site.url + f"/requests/{site.ids[0]}")
     page.go_back()
     page.locator("ol.search-results > li").nth(0).locator("text=conversation").click()
     page.wait_for_url(site.url + f"/conversations/{CONVERSATION}")
+    page.goto(site.url + "/search?q=salamander")  # a word of the prompt with HTML in it
+    shown = page.locator("ol.search-results > li").inner_text()
+    assert '<img src=x onerror="window.__xss = 1">' in shown and "<script>" in shown
+    assert page.locator("ol.search-results img").count() == 0
+    assert page.evaluate("typeof window.__xss") == "undefined"
     page.goto(site.url + "/search?q=regrows+limbs")
     assert page.locator("ol.search-results > li").count() == 1
     page.goto(site.url + "/search?q=nothingmatchesthis")

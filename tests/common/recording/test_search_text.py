@@ -66,3 +66,9 @@ def test_claude_code_reminders_are_not_what_people_read():
     assert piece_text("message", piece.encode()) == "use spaces please"
     only = json.dumps({"role": "user", "content": "<system-reminder>x</system-reminder>"})
     assert piece_text("message", only.encode()) is None
+
+
+def test_a_snippet_comes_back_apart_for_templates_that_escape():
+    from common.recording.search_text import snippet_parts
+    html = snippet("a <b> zebra & c", ["zebra"])
+    assert snippet_parts(html) == [("a <b> ", False), ("zebra", True), (" & c", False)]
