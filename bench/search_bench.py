@@ -111,6 +111,20 @@ def seeded(kind, rows, text_words, workdir, pg_admin):
     return url, time.monotonic() - started
 
 
+def drop(url, pg_admin):
+    """Remove a database `seeded` made."""
+    if url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(url[len("sqlite:///"):] + suffix):
+                os.remove(url[len("sqlite:///"):] + suffix)
+        return
+    import psycopg2
+    conn = psycopg2.connect(pg_admin)
+    conn.autocommit = True
+    conn.cursor().execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+    conn.close()
+
+
 def markdown(title, results, every, counts):
     """A table of one database's results."""
     p50 = statistics.median(every)
@@ -148,6 +162,7 @@ def main(argv=None):
     parser.add_argument("--pg-admin-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     parser.add_argument("--page", default=str(ROOT / "docs" / "performance-dashboard.md"))
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the databases it seeded")
     args = parser.parse_args(argv)
     targets = ([("given", args.database_url)] if args.database_url
                else [(kind, None) for kind in args.databases.split(",")])
@@ -157,10 +172,16 @@ def main(argv=None):
         if url is None:
             url, seconds = seeded(kind, args.rows, args.text_words, args.workdir, args.pg_admin_dsn)
             note = f" (seeded in {seconds:.0f} s)"
-        results, every = run(url, args.repeat)
-        title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(kind, url.split(":")[0])
-        sections.append(markdown(f"{title}, {datetime.date.today().isoformat()}{note}",
-                                 results, every, entries(url)))
+        try:
+            results, every = run(url, args.repeat)
+            title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(kind, url.split(":")[0])
+            sections.append(markdown(f"{title}, {datetime.date.today().isoformat()}{note}",
+                                     results, every, entries(url)))
+        finally:
+            if note and not args.keep:
+                drop(url, args.pg_admin_dsn)
+            elif note:
+                print(f"kept {url}", file=sys.stderr)
         print(sections[-1])
     if not args.no_docs:
         write_page(args.page, "\n".join(sections))

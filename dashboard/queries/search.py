@@ -42,9 +42,13 @@ def _window_sql(database, domain, want):
     domain_sql = f" AND e.domain = {p}" if domain else ""
     join = ("FROM search_entries e JOIN api_requests r ON r.request_id = e.request_id")
     if postgres:
+        # `id + 0`: ordering by the key itself tempts the planner to walk the primary key
+        # backwards and test every row's tsvector, which for a rare word is the whole
+        # window. Sorted by an expression, it uses the GIN index for a word it thinks
+        # rare, the key range for one it thinks common: both cheap within a window.
         return (f"SELECT e.id, e.request_id, e.data, r.conversation_id, r.timestamp {join} "
                 f"WHERE e.tsv @@ {p}::tsquery AND e.id BETWEEN {p} AND {p}{domain_sql} "
-                f"ORDER BY e.id DESC LIMIT {int(want)}")
+                f"ORDER BY e.id + 0 DESC LIMIT {int(want)}")
     return (f"SELECT e.id, e.request_id, e.data, r.conversation_id, r.timestamp "
             f"FROM search_fts f JOIN search_entries e ON e.id = f.rowid "
             f"JOIN api_requests r ON r.request_id = e.request_id "
