@@ -86,18 +86,21 @@ def entries(database_url):
         database.close()
 
 
-def seeded(kind, rows, text_words, workdir, pg_admin):
-    """A fresh database of `kind` seeded with `rows` rows; its URL and the seconds it took."""
+def create(kind, workdir, pg_admin):
+    """The URL of a new, empty database of `kind`."""
     if kind == "sqlite":
-        url = f"sqlite:///{workdir}/search-bench-{uuid.uuid4().hex[:8]}.db"
-    else:
-        import psycopg2
-        name = f"nexus_bench_search_{uuid.uuid4().hex[:8]}"
-        conn = psycopg2.connect(pg_admin)
-        conn.autocommit = True
-        conn.cursor().execute(f"CREATE DATABASE {name}")
-        conn.close()
-        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        return f"sqlite:///{workdir}/search-bench-{uuid.uuid4().hex[:8]}.db"
+    import psycopg2
+    name = f"nexus_bench_search_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(pg_admin)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def seeded(kind, url, rows, text_words):
+    """Seed `url` with `rows` rows; the seconds it took."""
     database = nexus_db.connect(url)
     migrate(database)
     started = time.monotonic()
@@ -109,7 +112,7 @@ def seeded(kind, rows, text_words, workdir, pg_admin):
             database.execute_sql("ANALYZE")  # what autovacuum does after a bulk load
     print(file=sys.stderr)
     database.close()
-    return url, time.monotonic() - started
+    return time.monotonic() - started
 
 
 def drop(url, pg_admin):
@@ -171,9 +174,10 @@ def main(argv=None):
     for kind, url in targets:
         note = ""
         if url is None:
-            url, seconds = seeded(kind, args.rows, args.text_words, args.workdir, args.pg_admin_dsn)
-            note = f" (seeded in {seconds:.0f} s)"
+            url, note = create(kind, args.workdir, args.pg_admin_dsn), " (seeded)"
         try:
+            if note:
+                note = f" (seeded in {seeded(kind, url, args.rows, args.text_words):.0f} s)"
             results, every = run(url, args.repeat)
             title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(kind, url.split(":")[0])
             sections.append(markdown(f"{title}, {datetime.date.today().isoformat()}{note}",
