@@ -24,10 +24,12 @@ def _key_span(delta):
 
 def _bounds(since, until):
     """The id range [low, high] to search, or None when the index is empty."""
-    row = SearchEntry.select(fn.MIN(SearchEntry.id), fn.MAX(SearchEntry.id)).tuples().first()
-    if not row or row[0] is None:
+    # Two queries: SQLite answers MIN or MAX alone from the key's b-tree, but scans the
+    # table for both in one (86 ms at a million entries).
+    low = SearchEntry.select(fn.MIN(SearchEntry.id)).scalar()
+    high = SearchEntry.select(fn.MAX(SearchEntry.id)).scalar()
+    if low is None:
         return None
-    low, high = row
     if since:
         low = max(low, search_index.time_key(since))
     if until:
