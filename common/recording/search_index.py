@@ -77,41 +77,91 @@ def entries_of(bodies, new_pieces):
 
 
 def add(database, entries):
-    """Index `entries` inside the caller's transaction; return how many were added."""
-    postgres = bulk.is_postgres(database)
-    param = bulk._real(database).param
-    added = 0
+    """Index `entries` inside the caller's transaction; return how many were added.
+
+    Ids are chosen free of the ones stored (one look-up for the batch), then the batch
+    goes in a statement per 100 entries. On PostgreSQL another writer may take an id in
+    between (same microsecond, same slot): those entries go in one by one, probing."""
+    rows = []
     for entry in entries:
         words = search_text.words(entry.text)
-        if not words:
-            continue
-        data = compression.pack(entry.text.encode("utf-8", "surrogatepass"))
-        key = time_key(entry.timestamp)
-        slot = _slot(entry.request_id, entry.piece_id)
-        for probe in range(PROBES):
-            entry_id = key + (slot + probe) % SLOTS
-            if _insert(database, postgres, param, entry_id, entry, data, words):
-                added += 1
-                break
-        else:
-            log.warning("no free search slot for request %s", entry.request_id)
+        if words:
+            rows.append((entry, words, compression.pack(entry.text.encode("utf-8", "surrogatepass"))))
+    if not rows:
+        return 0
+    ids = _free_ids(database, [(time_key(e.timestamp), _slot(e.request_id, e.piece_id))
+                               for e, _, _ in rows])
+    postgres = bulk.is_postgres(database)
+    added = 0
+    for start in range(0, len(rows), 100):
+        chunk = list(zip(ids[start:start + 100], rows[start:start + 100]))
+        inserted = _insert_many(database, postgres, chunk)
+        added += len(inserted)
+        for entry_id, (entry, words, data) in chunk:
+            if entry_id not in inserted:
+                added += _insert_probing(database, postgres, entry, words, data)
     return added
 
 
-def _insert(database, postgres, param, entry_id, entry, data, words):
-    values = [entry_id, entry.domain, entry.request_id, entry.piece_id, data]
+def _free_ids(database, wanted):
+    """An unused id for each (time key, slot), probing past stored and batch ids."""
+    checked, taken = set(), set()
+    while True:
+        out, used = [], set()
+        for key, slot in wanted:
+            for probe in range(SLOTS):
+                entry_id = key + (slot + probe) % SLOTS
+                if entry_id not in taken and entry_id not in used:
+                    break
+            used.add(entry_id)
+            out.append(entry_id)
+        unchecked = used - checked
+        if not unchecked:
+            return out
+        taken |= _stored(database, unchecked)
+        checked |= unchecked
+
+
+def _stored(database, ids):
+    found = set()
+    ids = list(ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join([bulk._real(database).param] * len(chunk))
+        found.update(i for (i,) in database.execute_sql(
+            f"SELECT id FROM search_entries WHERE id IN ({marks})", chunk))
+    return found
+
+
+def _insert_many(database, postgres, chunk):
+    """Insert [(id, (entry, words, data))]; return the ids inserted."""
     columns = "id, domain, request_id, piece_id, data"
+    values = [v for entry_id, (e, words, data) in chunk
+              for v in (entry_id, e.domain, e.request_id, e.piece_id, data)
+              + ((words,) if postgres else ())]
     if postgres:
-        sql = (f"INSERT INTO search_entries ({columns}, tsv) VALUES (%s, %s, %s, %s, %s, "
-               "array_to_tsvector(%s::text[])) ON CONFLICT DO NOTHING")
-        return database.execute_sql(sql, values + [words]).rowcount == 1
-    marks = ", ".join([param] * 5)
-    if database.execute_sql(f"INSERT OR IGNORE INTO search_entries ({columns}) VALUES ({marks})",
-                            values).rowcount != 1:
-        return False
-    database.execute_sql("INSERT INTO search_fts (rowid, words) VALUES (?, ?)",
-                         (entry_id, " ".join(words)))
-    return True
+        one = "(%s, %s, %s, %s, %s, array_to_tsvector(%s::text[]))"
+        sql = (f"INSERT INTO search_entries ({columns}, tsv) VALUES "
+               f"{', '.join([one] * len(chunk))} ON CONFLICT DO NOTHING RETURNING id")
+        return {i for (i,) in database.execute_sql(sql, values).fetchall()}
+    # SQLite: the writer's transaction holds the write lock, and the ids were free.
+    database.execute_sql(f"INSERT INTO search_entries ({columns}) VALUES "
+                         + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)), values)
+    database.execute_sql("INSERT INTO search_fts (rowid, words) VALUES "
+                         + ", ".join(["(?, ?)"] * len(chunk)),
+                         [v for entry_id, (_, words, _) in chunk for v in (entry_id, " ".join(words))])
+    return {entry_id for entry_id, _ in chunk}
+
+
+def _insert_probing(database, postgres, entry, words, data):
+    """Insert one entry at the first free slot from its own; 1 if it went in."""
+    key, slot = time_key(entry.timestamp), _slot(entry.request_id, entry.piece_id)
+    for probe in range(PROBES):
+        entry_id = key + (slot + probe) % SLOTS
+        if _insert_many(database, postgres, [(entry_id, (entry, words, data))]):
+            return 1
+    log.warning("no free search slot for request %s", entry.request_id)
+    return 0
 
 
 def remove(database, column, values):

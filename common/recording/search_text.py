@@ -27,7 +27,8 @@ REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.S)
 
 def words(text):
     """The distinct words of `text`, sorted (what an entry is indexed under)."""
-    return sorted({w for w in WORD.findall(text.lower()) if len(w) <= MAX_WORD})
+    found = set(WORD.findall(text.lower()))  # the writer's hot spot: C loops only
+    return sorted(w for w in found if len(w) <= MAX_WORD)
 
 
 def query_words(q):

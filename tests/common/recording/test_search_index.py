@@ -7,7 +7,7 @@ import datetime
 
 from common import cli
 from common import config as nexus_config
-from common.models import SearchEntry, utcnow
+from common.models import ApiRequest, SearchEntry, utcnow
 from common.pricing import load_prices
 from common.recording import search_index
 from common.recording.store import save_records
@@ -106,3 +106,20 @@ def test_rebuild_indexes_everything_again_alike(database, db_url, capsys):
     assert {w: search([w]) for w in before} == before
     assert cli.main(["search-index"], environ={"DATABASE_URL": db_url}) == 0
     assert "search index: 10 entries" in capsys.readouterr().out
+
+
+def test_entries_of_the_same_microsecond_each_get_an_id(database):
+    when = datetime.datetime(2026, 11, 20, 9, 0, 0, 123456)
+    first = [search_index.Entry("x.example", f"req-{n}", when, None, f"capybara number{n}")
+             for n in range(40)]
+    for n in range(40):
+        ApiRequest.create(request_id=f"req-{n}", method="POST", path="/v1/messages", timestamp=when)
+    with database.atomic():
+        assert search_index.add(database, first) == 40
+    with database.atomic():  # the same ones again (a rebuild without clearing): new slots
+        assert search_index.add(database, first[:5]) == 5
+    ids = [e.id for e in SearchEntry.select()]
+    assert len(set(ids)) == 45
+    assert {i // search_index.SLOTS for i in ids} == {search_index.time_key(when) // search_index.SLOTS}
+    assert len(search(["capybara"], limit=100)) == 40  # one per request
+    assert [r["request_id"] for r in search(["number7"])] == ["req-7"]
