@@ -52,7 +52,7 @@ def _reprice(p):
 
 def _search_index(p):
     p.add_argument("--rebuild", action="store_true",
-                   help="index every stored piece and answer again (after an upgrade)")
+                   help="empty the index first, then index every stored piece and answer")
     p.add_argument("--batch-size", type=int, default=500)
 
 
@@ -80,7 +80,7 @@ COMMANDS = (
     (("reprice",), _reprice, "common.recording.reprice:cmd_reprice", "recompute costs from stored usage"),
     (("export",), _export, "common.export:cmd_export", "write rows as CSV or JSON lines"),
     (("search-index",), _search_index, "common.recording.search_index:cmd_search_index",
-     "count the full-text search entries, or rebuild them (--rebuild)"),
+     "index stored text the full-text search does not hold yet; --rebuild: all of it again"),
 )
 
 

@@ -16,7 +16,7 @@ import datetime
 import hashlib
 import logging
 
-from ..models import ApiRequest, BodyPiece, RequestBody
+from ..models import ApiRequest, BodyPiece, RequestBody, SearchEntry
 from . import bulk, compression, search_text
 
 log = logging.getLogger("nexus.search")
@@ -200,6 +200,16 @@ def _pieces_batch(after, size):
                 .order_by(BodyPiece.id).limit(size).tuples())
 
 
+def _indexed(column, values):
+    """The values of `column` (piece_id or request_id of an answer) that have entries:
+    the writer indexes what arrives while a rebuild runs."""
+    query = SearchEntry.select(getattr(SearchEntry, column)).where(
+        getattr(SearchEntry, column).in_(values))
+    if column == "request_id":
+        query = query.where(SearchEntry.piece_id.is_null())
+    return {v for (v,) in query.tuples()}
+
+
 def _answers_batch(after, size):
     """Requests with a kept response, in id order."""
     return list(ApiRequest.select(ApiRequest.id, ApiRequest.request_id, ApiRequest.domain,
@@ -222,10 +232,16 @@ def rebuild(database, batch_size=500, progress=None):
     """Index every stored piece and answer again; return the number of entries."""
     with database.atomic():
         clear(database)
+    return index_missing(database, batch_size, progress)
+
+
+def index_missing(database, batch_size=500, progress=None):
+    """Index the stored pieces and answers that have no entry; return how many were added."""
     total, after = 0, 0
     while batch := _pieces_batch(after, batch_size):
+        done = _indexed("piece_id", [row[0] for row in batch])
         entries = [Entry(domain, rid, ts, pid, search_text.piece_text(kind, compression.unpack(blob)))
-                   for pid, kind, blob, domain, rid, ts in batch]
+                   for pid, kind, blob, domain, rid, ts in batch if pid not in done]
         with database.atomic():
             total += add(database, [e for e in entries if e.text])
         after = batch[-1][0]
@@ -233,9 +249,10 @@ def rebuild(database, batch_size=500, progress=None):
             progress(total)
     after = 0
     while batch := _answers_batch(after, batch_size):
+        done = _indexed("request_id", [row[1] for row in batch])
         entries = [Entry(domain, rid, ts, None,
                          search_text.answer_text(_answer(stream, data, legacy)))
-                   for _, rid, domain, ts, stream, data, legacy in batch]
+                   for _, rid, domain, ts, stream, data, legacy in batch if rid not in done]
         with database.atomic():
             total += add(database, [e for e in entries if e.text])
         after = batch[-1][0]
@@ -245,17 +262,17 @@ def rebuild(database, batch_size=500, progress=None):
 
 
 def cmd_search_index(args, config):
-    """`nexus search-index`: count the entries, or rebuild them with --rebuild."""
+    """`nexus search-index`: index what has no entry yet; with --rebuild, everything again."""
     from ..db import connect
     database = connect(config.database_url)
+    progress = lambda n: print(f"entries indexed: {n}", end="\r")  # noqa: E731
     try:
         if args.rebuild:
-            total = rebuild(database, args.batch_size,
-                            lambda n: print(f"entries indexed: {n}", end="\r"))
-            print(f"search index rebuilt: {total} entries")
+            print(f"search index rebuilt: {rebuild(database, args.batch_size, progress)} entries")
         else:
+            added = index_missing(database, args.batch_size, progress)
             count = database.execute_sql("SELECT COUNT(*) FROM search_entries").fetchone()[0]
-            print(f"search index: {count} entries (rebuild with --rebuild)")
+            print(f"search index: {added} entries added, {count} in all")
     finally:
         database.close()
     return 0

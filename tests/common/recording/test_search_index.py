@@ -105,7 +105,7 @@ def test_rebuild_indexes_everything_again_alike(database, db_url, capsys):
     database.connect(reuse_if_open=True)
     assert {w: search([w]) for w in before} == before
     assert cli.main(["search-index"], environ={"DATABASE_URL": db_url}) == 0
-    assert "search index: 10 entries" in capsys.readouterr().out
+    assert "search index: 0 entries added, 10 in all" in capsys.readouterr().out
 
 
 def test_entries_of_the_same_microsecond_each_get_an_id(database):
@@ -123,3 +123,16 @@ def test_entries_of_the_same_microsecond_each_get_an_id(database):
     assert {i // search_index.SLOTS for i in ids} == {search_index.time_key(when) // search_index.SLOTS}
     assert len(search(["capybara"], limit=100)) == 40  # one per request
     assert [r["request_id"] for r in search(["number7"])] == ["req-7"]
+
+
+def test_a_rebuild_indexes_only_what_has_no_entry(database):
+    """What the writer indexes while a rebuild runs is not indexed twice."""
+    s = _session()
+    save_records(database, s.records, load_prices(), CONFIG)
+    assert search_index.index_missing(database) == 0
+    with database.atomic():
+        search_index.remove(database, "request_id", [s.ids["T2"], s.ids["T3"]])
+    assert SearchEntry.select().count() == 6 and _ids(["resultword1"]) == []
+    assert search_index.index_missing(database) == 4
+    assert SearchEntry.select().count() == 10
+    assert _ids(["resultword1"]) == [s.ids["T2"]] and _ids(["answerword3"]) == [s.ids["T3"]]
