@@ -1,5 +1,9 @@
 """/search and /api/search on SQLite and PostgreSQL: results, filters, links, escaping."""
 import re
+from urllib.parse import urlencode
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .factories import make_request, minutes_ago
 
@@ -58,3 +62,17 @@ def test_search_is_in_the_navigation_of_every_page(client):
     for path in ("/", "/requests", "/search"):
         nav = re.search(r"<nav>(.*?)</nav>", client.get(path).get_data(as_text=True), re.S)[1]
         assert 'href="/search"' in nav, path
+
+
+WORDS = st.one_of(st.text(max_size=30), st.sampled_from(
+    ['"', "'", "*", "NEAR(a b)", "a AND b", "NOT", "-x", "^x", "x:y", "\\", "&|!", "(a", "ǅx",
+     "İstanbul", "𝔘𝔫𝔦", "٣٤", "a" * 70, "é" * 3, "%", "_"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(("/search", "/api/search")),
+       args=st.dictionaries(st.sampled_from(("q", "domain", "since", "until", "limit")), WORDS,
+                            max_size=4))
+def test_whatever_is_typed_is_a_page_or_a_400(client, route, args):
+    response = client.get(f"{route}?{urlencode(args)}")
+    assert response.status_code in (200, 400), (route, args, response.get_data()[:300])
