@@ -84,7 +84,7 @@ def add(database, entries):
     between (same microsecond, same slot): those entries go in one by one, probing."""
     rows = []
     for entry in entries:
-        words = search_text.words(entry.text)
+        words = search_text.entry_words(entry.text, entry.domain)
         if words:
             rows.append((entry, words, compression.pack(entry.text.encode("utf-8", "surrogatepass"))))
     if not rows:
@@ -174,13 +174,13 @@ def remove(database, column, values):
         where = f"{column} IN ({marks})"
         if not postgres:
             # A contentless FTS5 table forgets a row when told the words it was given.
-            rows = database.execute_sql(f"SELECT id, data FROM search_entries WHERE {where}",
-                                        chunk).fetchall()
-            for entry_id, data in rows:
+            rows = database.execute_sql(f"SELECT id, data, domain FROM search_entries "
+                                        f"WHERE {where}", chunk).fetchall()
+            for entry_id, data, domain in rows:
                 text = compression.unpack(data).decode("utf-8", "surrogatepass")
                 database.execute_sql("INSERT INTO search_fts (search_fts, rowid, words) "
                                      "VALUES ('delete', ?, ?)",
-                                     (entry_id, " ".join(search_text.words(text))))
+                                     (entry_id, " ".join(search_text.entry_words(text, domain))))
         database.execute_sql(f"DELETE FROM search_entries WHERE {where}", chunk)
 
 

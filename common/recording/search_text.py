@@ -11,6 +11,7 @@ definitions are not conversation text and are left out, and so are the
 Words are runs of letters and digits (`[^\\W_]+`), lower-cased; the index holds each
 entry's distinct words, so that SQLite (FTS5) and PostgreSQL (tsvector) match alike.
 """
+import hashlib
 import html
 import json
 import re
@@ -29,6 +30,19 @@ def words(text):
     """The distinct words of `text`, sorted (what an entry is indexed under)."""
     found = set(WORD.findall(text.lower()))  # the writer's hot spot: C loops only
     return sorted(w for w in found if len(w) <= MAX_WORD)
+
+
+def domain_word(domain):
+    """The word an entry of `domain` is also indexed under, so that a domain filter is one
+    more word for the index to intersect (not a check of every match): letters and digits
+    no text holds."""
+    return "zzdomain" + hashlib.blake2b((domain or "").encode(), digest_size=8).hexdigest()
+
+
+def entry_words(text, domain):
+    """What an entry is indexed under: its words and its domain's word."""
+    found = words(text)
+    return found + [domain_word(domain)] if found else found
 
 
 def query_words(q):

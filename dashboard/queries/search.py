@@ -75,7 +75,9 @@ def search(words, limit=20, domain=None, since=None, until=None):
     if bounds is None:
         return []
     low, high = bounds
-    match = _match(database, words)
+    # The domain is a word of every entry (search_text.domain_word): the index intersects
+    # it with the others, instead of the query checking each match's domain.
+    match = _match(database, words + ([search_text.domain_word(domain)] if domain else []))
     found, seen = [], set()
     span = _key_span(FIRST_WINDOW)
     # Entries of one request may both match (its prompt and its answer): ask for spares.
