@@ -96,7 +96,7 @@ class BodyWriter:
         add_daily(database, bodies, sizes)
         # The search index, in the same transaction: the text of pieces stored for the
         # first time just now, and the answers (docs/search.md).
-        search_index.add(database, search_index.entries_of(bodies, self._new_pieces))
+        search_index.add_safely(database, search_index.entries_of(bodies, self._new_pieces))
         self._new_pieces = []
         self._sizes = list(sizes.values())
         return sizes

@@ -103,6 +103,20 @@ def add(database, entries):
     return added
 
 
+def add_safely(database, entries):
+    """`add` in a savepoint: text the index cannot take costs its entries, never the
+    records saved with them (the writer would take a database error for an outage and
+    spool the batch, again and again)."""
+    try:
+        with database.atomic():
+            return add(database, entries)
+    except Exception as exc:
+        if not database.in_transaction():
+            raise  # the connection went: that is an outage, for the caller to handle
+        log.error("search entries of %d texts not indexed: %r", len(entries), exc)
+        return 0
+
+
 def _free_ids(database, wanted):
     """An unused id for each (time key, slot), probing past stored and batch ids."""
     checked, taken = set(), set()

@@ -20,6 +20,7 @@ WORD = re.compile(r"[^\W_]+")
 MAX_WORD = 64            # longer runs (hashes, base64) are not words anyone types
 MAX_TEXT = 1 << 20       # characters of one entry kept for the index and its snippet
 MAX_QUERY_WORDS = 16
+MAX_WORDS_BYTES = 512 * 1024  # an entry's distinct words, as a tsvector stores them
 SNIPPET_CHARS = 240
 # Claude Code wraps what it adds to a user's turn (CLAUDE.md, todo lists, file changes)
 # in these tags: text nobody typed or reads, resent in every session.
@@ -27,9 +28,18 @@ REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.S)
 
 
 def words(text):
-    """The distinct words of `text`, sorted (what an entry is indexed under)."""
-    found = set(WORD.findall(text.lower()))  # the writer's hot spot: C loops only
-    return sorted(w for w in found if len(w) <= MAX_WORD)
+    """The distinct words of `text`, sorted (what an entry is indexed under): the first
+    that fit in MAX_WORDS_BYTES, since PostgreSQL refuses a tsvector over 1 MB (and with
+    it the batch of records it was written with)."""
+    found = dict.fromkeys(WORD.findall(text.lower()))  # the writer's hot spot: C loops only
+    kept, size = [], 0
+    for word in found:
+        if len(word) <= MAX_WORD:
+            size += len(word.encode()) + 8  # a tsvector's entry: the lexeme and its header
+            if size > MAX_WORDS_BYTES:
+                break
+            kept.append(word)
+    return sorted(kept)
 
 
 def domain_word(domain):

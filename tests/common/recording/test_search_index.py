@@ -136,3 +136,27 @@ def test_a_rebuild_indexes_only_what_has_no_entry(database):
     assert search_index.index_missing(database) == 4
     assert SearchEntry.select().count() == 10
     assert _ids(["resultword1"]) == [s.ids["T2"]] and _ids(["answerword3"]) == [s.ids["T3"]]
+
+
+def test_a_huge_tool_result_of_distinct_words_is_indexed_as_far_as_fits(database):
+    """PostgreSQL refuses a tsvector over 1 MB; the record must still be saved."""
+    s = scenarios.Session(seed=3)
+    main = s.agent()
+    main.user("dump the table")
+    s.turn("T0", main, s.message(scenarios.MAIN_MODEL, "ok", s.tool_use("Bash", command="x")), None)
+    # 3-byte characters: a million characters of distinct words are 1.3 MB of lexemes.
+    main.results(" ".join(f"字字{n:06d}" for n in range(150_000)) + " needle")
+    s.turn("T1", main, s.message(scenarios.MAIN_MODEL, "done"), None)
+    assert save_records(database, s.records, load_prices(), CONFIG) == 2
+    assert _ids(["字字000001"]) == [s.ids["T1"]]        # the start of the text is found
+    assert _ids(["needle"]) == []                        # past what fits, it is not
+
+
+def test_text_the_index_refuses_never_costs_the_records(database):
+    database.execute_sql("ALTER TABLE search_entries RENAME TO search_entries_away")
+    s = _session()
+    assert save_records(database, s.records, load_prices(), CONFIG) == 5  # index errors
+    database.execute_sql("ALTER TABLE search_entries_away RENAME TO search_entries")
+    assert _ids(["answerword0"]) == []
+    assert search_index.index_missing(database) == 10  # what `nexus search-index` catches up
+    assert _ids(["answerword0"]) == [s.ids["T0"]]
