@@ -111,8 +111,8 @@ def add_safely(database, entries):
         with database.atomic():
             return add(database, entries)
     except Exception as exc:
-        if not database.in_transaction():
-            raise  # the connection went: that is an outage, for the caller to handle
+        # A lost connection fails the caller's next statement too, and is handled there
+        # as an outage; anything else is these texts' problem only.
         log.error("search entries of %d texts not indexed: %r", len(entries), exc)
         return 0
 
