@@ -115,7 +115,8 @@ def _day(job):
     Each day has its own random stream (seeded by the seed and the day's number), so
     the traffic is the same whether days run one after another or side by side.
     """
-    seed_value, number, day, want, end, body_fraction, prices, settings, legacy, text_words = job
+    seed_value, number, day, want, end, body_fraction, prices, settings, legacy, *more = job
+    text_words = more[0] if more else 0  # --text-words (jobs made before it have no 10th)
     config = _config(tuple(sorted(settings.items())))
     rng = random.Random(f"{seed_value}/{number}")
     records = [r for r in synthetic.day_of_records(rng, day, want, text_words)
