@@ -134,7 +134,7 @@ class BodyWriter:
 
     def rollback(self):
         """The transaction failed: forget what it would have taught."""
-        self._learned, self._sizes = [], []
+        self._learned, self._sizes, self._new_pieces = [], [], []
 
     # -- pieces --------------------------------------------------------------------
     def _pieces(self, database, bodies, headers):
