@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[proxy,bench]'
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.storage
+	$(BIN)/python -m bench.search_bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

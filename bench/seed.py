@@ -118,10 +118,12 @@ def _day(job):
     Each day has its own random stream (seeded by the seed and the day's number), so
     the traffic is the same whether days run one after another or side by side.
     """
-    seed_value, number, day, want, end, body_fraction, prices, settings, legacy = job
+    seed_value, number, day, want, end, body_fraction, prices, settings, legacy, *more = job
+    text_words = more[0] if more else 0  # --text-words (jobs made before it have no 10th)
     config = _config(tuple(sorted(settings.items())))
     rng = random.Random(f"{seed_value}/{number}")
-    records = [r for r in synthetic.day_of_records(rng, day, want) if r["timestamp"] <= end][:want]
+    records = [r for r in synthetic.day_of_records(rng, day, want, text_words)
+               if r["timestamp"] <= end][:want]
     return rows_of(records, prices, config, lambda: rng.random() < body_fraction, legacy)
 
 
@@ -152,7 +154,7 @@ def _results(jobs, workers):
 
 
 def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, progress=None,
-         prices=None, config=None, workers=1, legacy_bodies=False):
+         prices=None, config=None, workers=1, legacy_bodies=False, text_words=0):
     """Insert about `rows` rows over `days` days ending at `end`; return the count inserted.
 
     `prices` and `config` (price table, Task tool names) default to the built-in ones;
@@ -167,7 +169,7 @@ def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, pr
     per_day = max(1, rows // days)
     wants = [per_day] * (days - 1) + [max(0, rows - per_day * (days - 1))]
     jobs = [(seed_value, n, first_day + datetime.timedelta(days=n), want, end, body_fraction,
-             prices, settings, legacy_bodies) for n, want in enumerate(wants) if want > 0]
+             prices, settings, legacy_bodies, text_words) for n, want in enumerate(wants) if want > 0]
     inserted, number = 0, days
     rng = random.Random(seed_value)
     body_writer = BodyWriter()
@@ -181,7 +183,7 @@ def seed(database, rows, days=30, seed_value=1, body_fraction=0.05, end=None, pr
         # Today is cut at `end`: top up on an earlier day.
         day = first_day + datetime.timedelta(days=rng.randrange(max(1, days - 1)))
         jobs = [(seed_value, number, day, rows - inserted, end, body_fraction, prices, settings,
-                 legacy_bodies)]
+                 legacy_bodies, text_words)]
         number += 1
 
 
@@ -196,6 +198,9 @@ def main(argv=None):
                         help="share of rows that get stored bodies and headers")
     parser.add_argument("--legacy-bodies", action="store_true",
                         help="store bodies as releases before pieces did (to time `nexus migrate`)")
+    parser.add_argument("--text-words", type=int, default=0,
+                        help="words of prose in each tool result, a quarter as many in answers "
+                             "(searchable text for bench.search_bench)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes that derive rows (default: one per CPU)")
     args = parser.parse_args(argv)
@@ -207,7 +212,8 @@ def main(argv=None):
         count = seed(database, args.rows, args.days, args.seed, args.body_fraction,
                      progress=lambda n: print(f"\r{n} rows", end="", file=sys.stderr),
                      prices=load_prices(config.pricing_file), config=config,
-                     workers=args.workers, legacy_bodies=args.legacy_bodies)
+                     workers=args.workers, legacy_bodies=args.legacy_bodies,
+                     text_words=args.text_words)
         print(f"\ninserted {count} rows in {time.monotonic() - started:.0f} s", file=sys.stderr)
         started = time.monotonic()
         rebuild_aggregates(database)

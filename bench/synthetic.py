@@ -11,7 +11,9 @@ into rows with `common.recording.rows.derive` and links them with `common.record
 so the columns are what the recorder would have stored.
 """
 import datetime
+import itertools
 import json
+import random
 import uuid
 
 DOMAINS = tuple(f"{team}.{org}.example" for org in ("acme", "globex", "initech", "umbrella")
@@ -48,6 +50,32 @@ REQUEST_HEADERS = {"content-type": "application/json", "anthropic-version": "202
                    "anthropic-beta": "claude-code-20250219,oauth-2025-04-20",
                    "authorization": "[redacted]", "user-agent": "claude-cli/2.0.14 (external, cli)",
                    "x-app": "cli"}
+
+
+def _vocabulary(size=20_000):
+    """Pseudo-words, the same on every run: consonant-vowel syllables."""
+    out, consonants, vowels = [], "bdfgklmnprstvz", "aeiou"
+    for n in range(size):
+        word, n = "", n + 1
+        while n:
+            n, rest = divmod(n, len(consonants) * len(vowels))
+            word += consonants[rest // len(vowels)] + vowels[rest % len(vowels)]
+        out.append(word)
+    return out
+
+
+VOCABULARY = _vocabulary()
+# Zipf's law: the word of rank r is used in proportion to 1/r, as in real text.
+_CUMULATIVE = list(itertools.accumulate(1 / rank for rank in range(1, len(VOCABULARY) + 1)))
+
+
+def prose(seed, words):
+    """`words` words of text drawn by Zipf's law, fixed by `seed` (a str): a tool result's
+    or an answer's searchable text, without drawing from the conversation's random stream."""
+    if words <= 0:
+        return ""
+    rng = random.Random(seed)
+    return " " + " ".join(rng.choices(VOCABULARY, cum_weights=_CUMULATIVE, k=words))
 
 
 def _uuid(rng):
@@ -133,6 +161,7 @@ class _Conversation:
                         f"{rng.choice(PROMPTS)} (ticket #{rng.randrange(10**6)})"}
         self.history = []
         self.time = start
+        self.text_words = 0  # words of prose in each tool result (a quarter in answers)
 
 
 def _environment(conv):
@@ -180,7 +209,8 @@ def _answer(conv, turn, tool, tool_input):
     return {"type": "message", "role": "assistant", "model": conv.model,
             "content": [{"type": "thinking", "thinking": "The user wants a focused change.",
                          "signature": "sig" + tool_id[-8:]},
-                        {"type": "text", "text": f"Working on it (turn {turn + 1})."},
+                        {"type": "text", "text": f"Working on it (turn {turn + 1})."
+                         + prose(tool_id, conv.text_words // 4)},
                         {"type": "tool_use", "id": tool_id, "name": tool, "input": tool_input}],
             "stop_reason": "tool_use", "stop_sequence": None, "usage": _usage(rng, turn)}
 
@@ -230,14 +260,15 @@ def _conversation(conv, turns, out, depth=0):
             continue  # Claude Code retries the same messages
         conv.history = messages + [{"role": "assistant", "content": message["content"]}]
         answered.append(conv.history)
-        result = f"contents of src/module_{turn}.py"
+        tool_id = message["content"][-1]["id"]
+        result = f"contents of src/module_{turn}.py" + prose(tool_id + "/result", conv.text_words)
         if spawn:
             sub = _Conversation(rng, conv.time + datetime.timedelta(seconds=1), conv.domain, task_prompt)
             sub.developer, sub.project = conv.developer, conv.project
+            sub.text_words = conv.text_words
             _conversation(sub, rng.randint(2, 12), out, depth + 1)
             conv.time = max(conv.time, sub.time)
             result = f"The module does step {turn}."
-        tool_id = message["content"][-1]["id"]
         conv.pending = {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": tool_id, "content": result}]}
         if rng.random() < 0.25:
@@ -245,14 +276,16 @@ def _conversation(conv, turns, out, depth=0):
                                   "query_evaluation"))
 
 
-def day_of_records(rng, day, rows):
-    """About `rows` records starting on `day` (a date), sorted by timestamp."""
+def day_of_records(rng, day, rows, text_words=0):
+    """About `rows` records starting on `day` (a date), sorted by timestamp; tool results
+    carry `text_words` words of prose (`prose`), answers a quarter as many."""
     out = []
     midnight = datetime.datetime.combine(day, datetime.time())
     while len(out) < rows:
         # Busier in working hours: the start hour is drawn from a bimodal mix.
         hour = min(23.99, max(0.0, rng.gauss(14, 4) if rng.random() < 0.8 else rng.uniform(0, 24)))
         conv = _Conversation(rng, midnight + datetime.timedelta(hours=hour))
+        conv.text_words = text_words
         _conversation(conv, max(1, min(60, int(rng.expovariate(1 / 12)))), out)
         if rng.random() < 0.01:
             out.append(_side_call(_Conversation(rng, conv.time), conv.time, "quota"))

@@ -50,6 +50,12 @@ def _reprice(p):
     p.add_argument("--since", help="only rows at or after this ISO date")
 
 
+def _search_index(p):
+    p.add_argument("--rebuild", action="store_true",
+                   help="empty the index first, then index every stored piece and answer")
+    p.add_argument("--batch-size", type=int, default=500)
+
+
 def _export(p):
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--since", help="ISO date or datetime, inclusive")
@@ -79,6 +85,8 @@ COMMANDS = (
     (("export",), _export, "common.export:cmd_export", "write rows as CSV or JSON lines"),
     (("alerts", "check"), _alerts_check, "common.alerts.values:cmd_check",
      "validate the alert rules file and list its rules"),
+    (("search-index",), _search_index, "common.recording.search_index:cmd_search_index",
+     "index stored text the full-text search does not hold yet; --rebuild: all of it again"),
 )
 
 

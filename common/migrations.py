@@ -228,6 +228,23 @@ def _i13_revoked_sessions(db):
     db.create_tables([RevokedSession], safe=True)
 
 
+def _i12s_search_index(db):
+    # Full-text search (docs/search.md, ADR 0120): the entries, and their words indexed
+    # by FTS5 on SQLite (contentless: the text is in search_entries, compressed) or by a
+    # GIN index over a tsvector on PostgreSQL. Existing traffic is indexed by
+    # `nexus search-index --rebuild`, not here: a migration runs at every proxy start.
+    from .models import SearchEntry
+    with db.bind_ctx([SearchEntry]):
+        db.create_tables([SearchEntry], safe=True)
+    if isinstance(getattr(db, "obj", None) or db, pw.PostgresqlDatabase):
+        db.execute_sql("ALTER TABLE search_entries ADD COLUMN IF NOT EXISTS tsv tsvector")
+        db.execute_sql("CREATE INDEX IF NOT EXISTS search_entries_tsv ON search_entries "
+                       "USING gin (tsv)")
+    else:
+        db.execute_sql("CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(words, "
+                       "content='', detail=none, tokenize='unicode61 remove_diacritics 0')")
+
+
 MIGRATIONS = (
     _initial_schema,
     _client_key_spend_index,
@@ -240,6 +257,7 @@ MIGRATIONS = (
     _i14_unpriced_and_fine_latency_buckets,
     _i13_revoked_sessions,
     _i11_usage_by_key,
+    _i12s_search_index,
 )
 
 

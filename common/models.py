@@ -351,3 +351,21 @@ class SchemaVersion(BaseModel):
 ALL_MODELS = (ApiRequest, RequestBody, TaskInvocation, HourlyUsage, ClientKey,
               UsageWindow, CredentialLease)
 LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample, RevokedSession, HourlyUsageByKey)
+
+
+class SearchEntry(BaseModel):
+    """One piece of text the search finds (docs/search.md): a user message piece or an
+    answer, its text compressed for the snippet. Its words are indexed beside it: in the
+    FTS5 table `search_fts` on SQLite, in the `tsv` column (GIN) on PostgreSQL.
+
+    `id` orders entries by time: the request's timestamp in microseconds times SLOTS
+    plus a slot (common/recording/search_index.py), so newest first is id order."""
+
+    id = pw.BigIntegerField(primary_key=True)
+    domain = pw.CharField(max_length=255, default="")
+    request_id = pw.CharField(max_length=36, index=True)   # the request that first carried it
+    piece_id = pw.BigIntegerField(null=True, index=True)   # None: the request's answer
+    data = pw.BlobField()
+
+    class Meta:
+        table_name = "search_entries"

@@ -1,9 +1,9 @@
 """`nexus retention`: delete rows older than NEXUS_RETENTION_DAYS, keeping the aggregates.
 
 Rows go in batches, each in its own short transaction, so that the proxy's writer and
-the dashboard are never blocked for long. A row's bodies and task invocations go with
-it. Then the body pieces no remaining request can use: a piece's `last_seen` is the
-newest request that used it (to within `bodies.PIECE_TOUCH`), so a piece last seen
+the dashboard are never blocked for long. A row's bodies, task invocations and search
+entries go with it. Then the body pieces no remaining request can use, with their
+search entries: a piece's `last_seen` is the newest request that used it (to within `bodies.PIECE_TOUCH`), so a piece last seen
 before the cutoff belongs to deleted requests only; pieces that later requests share
 stay. `api_usage_hourly` is left as it is, so the charts still cover the pruned days.
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 from .models import ApiRequest, BodyPiece, RequestBody, TaskInvocation, utcnow
+from .recording import search_index
 from .recording.bodies import PIECE_TOUCH
 
 
@@ -59,6 +60,9 @@ def prune(database, cutoff, batch_size=5000):
             done.bytes_freed += int(_body_bytes(request_ids))
             RequestBody.delete().where(RequestBody.request_id.in_(request_ids)).execute()
             TaskInvocation.delete().where(TaskInvocation.request_id.in_(request_ids)).execute()
+            # Search entries found these requests: their answers, and the pieces they
+            # carried first (a piece a later request shares is no longer found).
+            search_index.remove(database, "request_id", request_ids)
             done.requests += ApiRequest.delete().where(ApiRequest.id.in_(ids)).execute()
     _prune_pieces(database, cutoff - PIECE_TOUCH, batch_size, done)
     reclaim(database)
@@ -76,9 +80,11 @@ def _prune_pieces(database, before, batch_size, done):
             # The writer refreshes last_seen when it reuses a piece: check again as we delete.
             deleted = (BodyPiece.delete()
                        .where(BodyPiece.id.in_(ids), BodyPiece.last_seen < before).execute())
-        kept = set()
-        if deleted < len(batch):
-            kept = {i for (i,) in BodyPiece.select(BodyPiece.id).where(BodyPiece.id.in_(ids)).tuples()}
+            kept = set()
+            if deleted < len(batch):
+                kept = {i for (i,) in BodyPiece.select(BodyPiece.id)
+                        .where(BodyPiece.id.in_(ids)).tuples()}
+            search_index.remove(database, "piece_id", [i for i in ids if i not in kept])
         done.pieces += deleted
         done.bytes_freed += sum(size for i, size in batch if i not in kept)
 

@@ -12,7 +12,7 @@ from common import db as nexus_db
 from common.pricing import load_prices
 
 from . import auth, errors, formatting, params, security
-from .views import alerts, api, conversations, limits, overview, requests, tokens, usage
+from .views import alerts, api, conversations, limits, overview, requests, search, tokens, usage
 
 log = logging.getLogger("nexus.dashboard")
 
@@ -70,7 +70,7 @@ def create_app(config=None):
                        database=problem or "ok"), 503 if problem else 200
 
     for blueprint in (auth.bp, overview.bp, requests.bp, conversations.bp, tokens.bp, usage.bp,
-                      limits.bp, alerts.bp, api.bp):
+                      limits.bp, alerts.bp, search.bp, api.bp):
         app.register_blueprint(blueprint)
     security.install(app)  # the Host check comes first: before any login or query
     auth.install(app)

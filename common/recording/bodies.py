@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 
 from ..models import BodyPiece, BodyStorageDaily, RequestBody
-from . import bulk, compression, pieces
+from . import bulk, compression, pieces, search_index
 
 # A piece's last_seen is refreshed only when it is older than this: retention keeps a
 # piece while last_seen >= cutoff - PIECE_TOUCH, which covers every request using it.
@@ -39,6 +39,7 @@ class Body:
     response: bytes | None
     request_headers: dict    # already redacted (proxy.wire.make_record)
     response_headers: dict
+    answer: dict | None = None  # the assistant message, when derive() rebuilt it already
 
     def headers_piece(self):
         """The request headers as a piece (sorted, without Content-Length)."""
@@ -84,6 +85,7 @@ class BodyWriter:
         self.known = known if known is not None else PieceIds()
         self._learned = []
         self._sizes = []
+        self._new_pieces = []  # (piece, first body, id) this transaction stored
         self.received = self.stored = 0   # bytes saved so far (committed), for the metrics
 
     def save(self, database, bodies):
@@ -92,6 +94,10 @@ class BodyWriter:
         rows, sizes = self.rows(database, bodies)
         bulk.insert(database, RequestBody, rows, ignore=True, chunk=100)
         add_daily(database, bodies, sizes)
+        # The search index, in the same transaction: the text of pieces stored for the
+        # first time just now, and the answers (docs/search.md).
+        search_index.add_safely(database, search_index.entries_of(bodies, self._new_pieces))
+        self._new_pieces = []
         self._sizes = list(sizes.values())
         return sizes
 
@@ -128,7 +134,7 @@ class BodyWriter:
 
     def rollback(self):
         """The transaction failed: forget what it would have taught."""
-        self._learned, self._sizes = [], []
+        self._learned, self._sizes, self._new_pieces = [], [], []
 
     # -- pieces --------------------------------------------------------------------
     def _pieces(self, database, bodies, headers):
@@ -197,10 +203,15 @@ class BodyWriter:
                          "first_request_id": body.request_id, "created_at": body.timestamp,
                          "last_seen": latest[key[0]]})
             added[body.request_id] = added.get(body.request_id, 0) + len(data)
-        bulk.insert(database, BodyPiece, rows, ignore=True, chunk=100)
+        inserted = bulk.insert(database, BodyPiece, rows, ignore=True, chunk=100,
+                               returning="id")
         # Another writer may have stored some of them first (ignored above): read the ids.
         for key, (piece_id, _) in _lookup(database, keys).items():
             ids[key] = piece_id
+        # Ours are the ones inserted (PostgreSQL says which; SQLite's write lock, taken
+        # before the lookup, kept other writers out). The other writer indexes its own.
+        self._new_pieces = [(wanted[key][0], wanted[key][1], ids[key]) for key in keys
+                            if key in ids and (inserted is None or ids[key] in inserted)]
         return added
 
 

@@ -265,6 +265,7 @@ def derive(record, prices, config):
     stored = None
     if keeps_bodies(config.capture_bodies, row["response_status"], error):
         stored = kept_body(row, record, split)
+        stored.answer = message  # for the search index (common/recording/search_index.py)
     return Derived(row, stored, found)
 
 

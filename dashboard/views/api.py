@@ -7,6 +7,7 @@ from ..queries import requests as rq
 from ..queries import stats as sq
 from ..queries.storage import storage
 from . import alerts, conversations, limits, requests, tokens
+from . import search as search_view
 from . import usage as usage_view
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -87,3 +88,9 @@ def limits_():
 def usage():
     """Sums per project, branch, developer, session, sub-agent or model, biggest cost first."""
     return jsonify(usage_view.usage_data(request.args))
+
+
+@bp.get("/search")
+def search():
+    """`{"results": [{"request_id", "conversation_id", "timestamp", "snippet"}]}`, newest first."""
+    return jsonify(search_view.search_data(request.args))
