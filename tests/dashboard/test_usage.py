@@ -3,7 +3,7 @@ import datetime
 
 import pytest
 
-from common.models import ApiRequest
+from common.models import ApiRequest, utcnow
 from common.pricing import load_prices
 from common.recording import aggregates
 
@@ -62,7 +62,7 @@ def empty(database, db_url):
 
 
 def test_cache_hit_rate_and_savings(empty, database):
-    now = datetime.datetime.utcnow().replace(microsecond=0)
+    now = utcnow().replace(microsecond=0)
     for n in range(2):
         make_request(timestamp=now - datetime.timedelta(minutes=n + 1), project="/p/one",
                      model="claude-sonnet-4-5-20250929", input_tokens=1000,
