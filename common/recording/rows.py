@@ -68,17 +68,22 @@ def split_request(data):
     return pieces.split_body(data, ELEMENT_CACHE)
 
 
+def _remembered(cache, key, compute, system):
+    """`compute(system)`, kept in `cache` under `key`; the cache is emptied at 1,024
+    entries, so a writer meeting many system prompts holds a bounded few."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 1024:
+            cache.clear()
+        found = cache[key] = compute(system)
+    return found
+
+
 def system_hash(system):
     """`linking.system_hash`, remembered for the system blocks Claude Code resends."""
     if not isinstance(system, pieces.Elements):
         return linking.system_hash(system)
-    key = tuple(system.texts)
-    found = _SYSTEM_HASHES.get(key)
-    if found is None:
-        if len(_SYSTEM_HASHES) >= 1024:
-            _SYSTEM_HASHES.clear()
-        found = _SYSTEM_HASHES[key] = linking.system_hash(system)
-    return found
+    return _remembered(_SYSTEM_HASHES, tuple(system.texts), linking.system_hash, system)
 
 
 def request_traits(body):
@@ -87,12 +92,7 @@ def request_traits(body):
     system = body.get("system") if isinstance(body, dict) else None
     if not isinstance(system, pieces.Elements):
         return traits.body_traits(body)
-    key = tuple(system.texts)
-    found = _SYSTEM_TRAITS.get(key)
-    if found is None:
-        if len(_SYSTEM_TRAITS) >= 1024:
-            _SYSTEM_TRAITS.clear()
-        found = _SYSTEM_TRAITS[key] = traits.system_traits(system)
+    found = _remembered(_SYSTEM_TRAITS, tuple(system.texts), traits.system_traits, system)
     return traits.body_traits(body, found)
 
 
