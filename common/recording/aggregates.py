@@ -103,11 +103,19 @@ def add(rows, database=None):
     # Up to 100 keys a statement, fewer when the columns would pass SQLite's 32,766
     # parameters (there are some 280 columns with the histograms).
     chunk = max(1, min(100, 20_000 // (len(KEY) + len(SUM_COLUMNS))))
-    bulk.insert(database, HourlyUsage, _totals(rows, _increments, KEY, SUM_COLUMNS),
-                upsert=(KEY, SUM_COLUMNS), chunk=chunk)
-    bulk.insert(database, HourlyUsageByKey,
-                _totals(rows, usage_increments, USAGE_KEY, USAGE_SUM_COLUMNS),
-                upsert=(USAGE_KEY, USAGE_SUM_COLUMNS), chunk=100)
+    totals = _totals(rows, _increments, KEY, SUM_COLUMNS)
+    bulk.insert(database, HourlyUsage, totals, upsert=(KEY, touched(totals, SUM_COLUMNS)),
+                chunk=chunk)
+    totals = _totals(rows, usage_increments, USAGE_KEY, USAGE_SUM_COLUMNS)
+    bulk.insert(database, HourlyUsageByKey, totals,
+                upsert=(USAGE_KEY, touched(totals, USAGE_SUM_COLUMNS)), chunk=100)
+
+
+def touched(totals, sum_columns):
+    """The sum columns some total adds to. An existing hour's row is updated in only these:
+    on PostgreSQL, setting all 280 columns of api_usage_hourly (most to themselves plus
+    zero) took twice as long as the dozen a batch touches (docs/recording-performance.md)."""
+    return tuple(c for c in sum_columns if any(total[c] for total in totals)) or sum_columns[:1]
 
 
 def _hour_expression(database):

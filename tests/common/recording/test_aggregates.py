@@ -66,6 +66,21 @@ def test_rebuild_agrees_with_the_increments(database):
     assert _table() == incremental
 
 
+def test_batches_that_touch_different_columns_sum_like_one(database):
+    """A batch updates only the columns it adds to; the others of an existing hour keep
+    what earlier batches put there."""
+    ApiRequest.insert_many(_rows()).execute()
+    for row in _rows():
+        aggregates.add([row])
+    aggregates.add([_row(6, cost_usd=None, duration_ms=None, first_token_ms=None)])
+    ApiRequest.insert_many([_row(6, cost_usd=None, duration_ms=None, first_token_ms=None)]).execute()
+    per_batch = _table()
+    HourlyUsage.delete().execute()
+    aggregates.rebuild(database)
+    assert _table() == per_batch
+    assert sum(r.unpriced for r in HourlyUsage.select()) == 1
+
+
 def test_rebuild_keeps_hours_that_retention_thinned(database):
     rows = _rows()
     ApiRequest.insert_many(rows).execute()
