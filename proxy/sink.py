@@ -20,7 +20,7 @@ from common.logs import event
 from common.migrations import migrate
 from common.recording import store
 
-from .recorder import BATCH_BYTES, Unavailable, record_size
+from .recorder import Unavailable, record_size
 from .spool import Spool
 from .telemetry import OFF
 
@@ -31,6 +31,12 @@ IDLE_S = 0.5
 PROBE_INTERVAL_S = 1.0     # retry a down database at most this often
 REPLAY_INTERVAL_S = 2.0
 METRICS_INTERVAL_S = 1.0
+# A transaction gathers the worker's frames (2 MB each) up to this many bytes. Each
+# transaction pays a dozen statements and a commit whatever it holds: with 300 KB records
+# capped at 2 MB (six records), PostgreSQL saved 700 rows/s, fewer than the worker serves;
+# at 16 MB, 1,900 (docs/recording-performance.md). The cost is the writer's memory: up to
+# this much of bodies held while a batch is saved.
+TRANSACTION_BYTES = 16 << 20
 
 # Errors that mean "the database is not there right now", not "this record is bad".
 UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError, Unavailable)
@@ -48,7 +54,7 @@ class DatabaseSink:
         self.metrics = metrics
         self.spool = spool or Spool(config.spool_dir)
         self.batch_size = max(1, config.batch_size)
-        self.batch_bytes = max(1, min(max(1, config.queue_bytes) // 8, BATCH_BYTES))
+        self.batch_bytes = max(1, min(max(1, config.queue_bytes) // 4, TRANSACTION_BYTES))
         self.linger = linger
         self.database_up = True
         self.pending, self.pending_bytes = [], 0
