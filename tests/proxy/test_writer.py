@@ -15,9 +15,32 @@ from tests.proxy_server import running_proxy
 
 
 def test_frames_carry_batches_intact():
-    batches = [[record(), record(request_body=b"\x00" * 70000)], [record()]]
-    stream = io.BytesIO(b"".join(encode_frame(b) for b in batches))
+    batches = [[record(), record(request_body=b"\x00" * 70000, response_body=b"\xff" * 20000)],
+               [record()], [record(request_body="é".encode() * 40000)]]
+    stream = io.BytesIO(b"".join(bytes(part) for b in batches for part in encode_frame(b)))
     assert list(read_frames(stream)) == batches
+
+
+def test_large_bodies_reach_the_writer_byte_for_byte_through_a_small_pipe():
+    """Bodies go out of band and a full pipe cuts writes short: what the writer reads is
+    still each record as the worker sent it."""
+    from proxy.writer import FrameReader, WriterProcess
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    sender = WriterProcess.__new__(WriterProcess)
+    sender.fd = write_end
+    batches = [[record(request_body=os.urandom(300_000), response_body=os.urandom(70_000)),
+                record()] for _ in range(5)]
+    received = []
+    reader = FrameReader(read_end)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(lambda: [reader.next(10) for _ in batches])
+        for batch in batches:
+            sender.send(batch)
+        received = reading.result(timeout=30)
+    os.close(write_end)
+    os.close(read_end)
+    assert received == batches
 
 
 def writer_pids(proxy):
