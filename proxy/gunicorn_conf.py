@@ -62,7 +62,8 @@ def post_worker_init(worker):
     """In the worker, after gevent's monkey-patching: cooperative psycopg2, Anthropic-shaped
     errors from gunicorn, then the app."""
     from common.db import make_psycopg2_cooperative
-    from proxy import wsgi
+    from proxy import heap, wsgi
+    heap.keep_top_pad()
     make_psycopg2_cooperative()
     _anthropic_shaped_errors()
     from proxy.green import real_rlock
