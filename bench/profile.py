@@ -2,6 +2,7 @@
 
     python -m bench.profile --target proxy-sqlite --connections 50 --seconds 8
     python -m bench.profile --target proxy-off --body 1mb
+    python -m bench.profile --target proxy-postgresql --body 300kb --connections 1 --with-writer
     python -m bench.profile --target proxy-off --body stream --connections 10
 
 py-spy (a bench-only dependency: `pip install py-spy`) samples the one gunicorn
@@ -69,7 +70,8 @@ def profile(target_name, connections, seconds, body, rate, workdir, with_writer=
     out = Path(workdir) / "profile.txt"
     with servers.upstream(workdir) as upstream, lineup.start(target_name, upstream, workdir) as target:
         wrk.run(target.url, files.small, 50, 1)  # warm up
-        body_file, headers = files.big if body == "1mb" else files.small, None
+        body_file = {"1mb": files.big, "300kb": files.claude_code}.get(body, files.small)
+        headers = None
         if body == "stream":
             body_file = Path(workdir) / "stream.json"
             body_file.write_bytes(files.small_stream)
@@ -90,7 +92,7 @@ def main(argv=None):
     parser.add_argument("--target", default="proxy-sqlite", choices=lineup.TARGETS[1:])
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--body", choices=("small", "1mb", "stream"), default="small")
+    parser.add_argument("--body", choices=("small", "300kb", "1mb", "stream"), default="small")
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--raw", help="also write the collapsed stacks to this file")

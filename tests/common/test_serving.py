@@ -10,7 +10,6 @@ site-packages and the checkout as the site directories.
 import http.client
 import json
 import subprocess
-import sys
 import sysconfig
 import time
 import venv
