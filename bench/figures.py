@@ -10,9 +10,9 @@ RECORDING_ON = ("proxy-sqlite", "proxy-postgresql")
 # the findings of docs/performance.md ("Why a target is missed"), kept short.
 WHY = {
     "added_p50": "see 'Why a target is missed' in docs/performance.md",
-    "added_p99": "p99 at concurrency 1 carries this shared machine's scheduling noise (the relay's "
-                 "own added p99 ranged from under 1 ms to 8.7 ms across runs) and hand-offs of the GIL to "
-                 "the worker's OS threads",
+    "added_p99": "with recording off the proxy meets it; with recording on, the writer process's "
+                 "CPU shares this machine's two cores with the client, the stand-in and the worker "
+                 "(a plain busy process does the same to recording off: python -m bench.neighbour)",
     "saturation": "with recording off the proxy reaches about two thirds of the relay: its own "
                   "work per request (request id, the client key's hash, the JSON check, metrics, "
                   "the record, the log line) costs about 0.1 ms of CPU over the relay's 0.28 ms",

@@ -132,3 +132,13 @@ def test_the_storage_workload_records_a_session_and_writes_its_figures(tmp_path)
         assert 0 < run_["database_growth"] < run_["bytes_sent"]
     text = page.read_text()
     assert "Hand-written findings stay." in text and storage.BEGIN in text
+
+
+def test_the_neighbour_bench_times_the_proxy_alone_and_beside_a_busy_process():
+    from bench import neighbour
+    _require(shutil.which("wrk"), "wrk (apt-get install wrk)")
+    found = neighbour.measure("proxy-off", 1, 0.02, 0.05)
+    assert [label for label, _ in found] == ["none", "nice 0", "nice 19", "none, again"]
+    assert all(s["requests"] > 0 and not any(s["errors"].values()) for _, s in found)
+    table = neighbour.render(found, "proxy-off", 0.02, 0.05)
+    assert table.count("\n| ") == 5 and "| nice 19 |" in table
