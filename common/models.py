@@ -228,6 +228,32 @@ for _col in histogram_columns("latency") + histogram_columns("ttft"):
     HourlyUsage._meta.add_field(_col, pw.IntegerField(default=0))
 
 
+DAILY_KEY = ("day",) + HOURLY_KEY[1:]
+
+
+class DailyUsage(BaseModel):
+    """api_usage_hourly summed per UTC day (ADR 0093): what charts of more than three days
+    read, so that a month is some 30 rows per key, not 720. The writer adds to it in the
+    same transaction as the hours; `aggregates.rebuild` recomputes it from the hours."""
+
+    day = pw.DateTimeField()  # midnight, UTC
+
+    class Meta:
+        table_name = "api_usage_daily"
+        indexes = ((DAILY_KEY, True),)
+
+
+for _name in HOURLY_KEY[1:] + ("requests", "errors", "input_tokens", "output_tokens",
+                               "cache_creation_input_tokens", "cache_read_input_tokens",
+                               "cost_usd", "unpriced", "duration_ms_sum"):
+    _like = HourlyUsage._meta.fields[_name]
+    _field = (pw.CharField(max_length=_like.max_length, default="") if isinstance(_like, pw.CharField)
+              else type(_like)(default=_like.default))
+    DailyUsage._meta.add_field(_name, _field)
+for _col in histogram_columns("latency") + histogram_columns("ttft"):
+    DailyUsage._meta.add_field(_col, pw.IntegerField(default=0))
+
+
 class HourlyUsageByKey(BaseModel):
     """Per hour, domain, model and grouping key: the sums /api/usage reads (ADR 0110).
 
@@ -350,7 +376,8 @@ class SchemaVersion(BaseModel):
 # add the others (LATER_MODELS), so that an old database and a new one end up alike.
 ALL_MODELS = (ApiRequest, RequestBody, TaskInvocation, HourlyUsage, ClientKey,
               UsageWindow, CredentialLease)
-LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample, RevokedSession, HourlyUsageByKey)
+LATER_MODELS = (BodyPiece, BodyStorageDaily, RateLimitSample, RevokedSession, HourlyUsageByKey,
+                DailyUsage)
 
 
 class SearchEntry(BaseModel):

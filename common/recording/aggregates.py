@@ -1,11 +1,15 @@
 """Hourly sums per domain, model, request type and account (`api_usage_hourly`), and per
 domain, model and grouping key (`api_usage_hourly_keys`).
 
+`api_usage_daily` holds the first's sums per UTC day: ranges of more than three days read
+it for their whole days (a month of hours is 720 rows per key, each with some 280
+columns; ADR 0093).
+
 The overview, token and stats pages read the first; /api/usage the second, whose key holds
 the grouping keys (project, git branch, developer, sub-agent, session; docs/analytics.md)
 so that it sums hours, not rows ('' stands for none). Two tables, because a session in the
 first's key tripled the rows the overview scans (ADR 0110). The writer adds to both in its
-batch's transaction, one upsert statement per table.
+batch's transaction, one upsert statement per table (three, with the days).
 
 Charts read these instead of raw rows, and they outlive `nexus retention`.
 Latency and time to first token are histograms: `<prefix>_le_<ms>` counts the
@@ -20,8 +24,8 @@ import datetime
 
 import peewee as pw
 
-from ..models import (HOURLY_KEY, LATENCY_BUCKETS_MS, USAGE_KEY, ApiRequest, HourlyUsage,
-                      HourlyUsageByKey, histogram_columns)
+from ..models import (DAILY_KEY, HOURLY_KEY, LATENCY_BUCKETS_MS, USAGE_KEY, ApiRequest, DailyUsage,
+                      HourlyUsage, HourlyUsageByKey, histogram_columns)
 from . import bulk
 
 KEY = HOURLY_KEY
@@ -33,12 +37,18 @@ SUM_COLUMNS = (("requests", "errors") + TOKEN_COLUMNS + ("cost_usd", "unpriced",
                + tuple(histogram_columns("latency")) + tuple(histogram_columns("ttft")))
 # api_usage_hourly_keys: only what /api/usage reads (no errors, no latency).
 USAGE_SUM_COLUMNS = ("requests",) + TOKEN_COLUMNS + ("cost_usd",)
-TABLES = (HourlyUsage, HourlyUsageByKey)
+# Rebuilt in this order: the days are sums of the hours.
+TABLES = (HourlyUsage, HourlyUsageByKey, DailyUsage)
 
 
 def hour_of(moment):
     """The start of the hour holding `moment`."""
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment):
+    """Midnight (UTC) of the day holding `moment`."""
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def bucket_column(prefix, ms):
@@ -106,9 +116,26 @@ def add(rows, database=None):
     totals = _totals(rows, _increments, KEY, SUM_COLUMNS)
     bulk.insert(database, HourlyUsage, totals, upsert=(KEY, touched(totals, SUM_COLUMNS)),
                 chunk=chunk)
+    days = _days(totals)
+    bulk.insert(database, DailyUsage, days, upsert=(DAILY_KEY, touched(days, SUM_COLUMNS)),
+                chunk=chunk)
     totals = _totals(rows, usage_increments, USAGE_KEY, USAGE_SUM_COLUMNS)
     bulk.insert(database, HourlyUsageByKey, totals,
                 upsert=(USAGE_KEY, touched(totals, USAGE_SUM_COLUMNS)), chunk=100)
+
+
+def _days(hour_totals):
+    """The hourly totals folded into their days (api_usage_daily's rows)."""
+    days = {}
+    for total in hour_totals:
+        key = (day_of(total["hour"]),) + tuple(total[c] for c in KEY[1:])
+        target = days.get(key)
+        if target is None:
+            days[key] = {**dict(zip(DAILY_KEY, key)), **{c: total[c] for c in SUM_COLUMNS}}
+        else:
+            for c in SUM_COLUMNS:
+                target[c] += total[c]
+    return list(days.values())
 
 
 def touched(totals, sum_columns):
@@ -180,8 +207,35 @@ _SHAPES = {HourlyUsage: (KEY, SUM_COLUMNS, _hourly_sums),
            HourlyUsageByKey: (USAGE_KEY, USAGE_SUM_COLUMNS, _usage_sums)}
 
 
+def _day_expression(database):
+    if isinstance(getattr(database, "obj", None) or database, pw.PostgresqlDatabase):
+        return pw.fn.date_trunc("day", HourlyUsage.hour)
+    return pw.fn.strftime("%Y-%m-%d 00:00:00", HourlyUsage.hour)
+
+
+def rebuild_days(database, since=None):
+    """Recompute api_usage_daily from api_usage_hourly, the days from `since`'s on (default:
+    every day). The hours are the source: they outlive retention, so every day is exact."""
+    H = HourlyUsage
+    day = _day_expression(database)
+    select = H.select(day.alias("day"), *[getattr(H, c) for c in KEY[1:]],
+                      *[pw.fn.SUM(getattr(H, c)).alias(c) for c in SUM_COLUMNS])
+    delete = DailyUsage.delete()
+    if since is not None:
+        start = day_of(since)
+        select, delete = select.where(H.hour >= start), delete.where(DailyUsage.day >= start)
+    select = select.group_by(day, *[getattr(H, c) for c in KEY[1:]])
+    fields = [getattr(DailyUsage, c) for c in DAILY_KEY + SUM_COLUMNS]
+    with database.atomic():
+        delete.execute()
+        return DailyUsage.insert_from(select, fields).execute()
+
+
 def rebuild_table(database, table, since=None):
-    """Recompute one table's hours from `since` (default: all hours raw rows still cover)."""
+    """Recompute one table's hours from `since` (default: all hours raw rows still cover);
+    api_usage_daily's days from the hours."""
+    if table is DailyUsage:
+        return rebuild_days(database, since)
     start = _start(since, table)
     if start is None:
         return 0

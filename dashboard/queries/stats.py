@@ -4,18 +4,21 @@ No page counts the raw table: HourlyUsage holds one row per hour, domain, model,
 request type and account, so a month is tens of thousands of rows whatever the traffic. Two scans
 of the range answer everything: one grouped by hour and model (with the latency
 histograms), one by domain and request type (sums only); Python folds them into
-totals, series and breakdowns.
+totals, series and breakdowns. A range of daily points reads its whole days from
+DailyUsage (the same sums per UTC day) and only its partial first and last days from the
+hours: a month of some 280 columns is then 30 rows per key, not 720 (ADR 0093).
 """
 import datetime
 import decimal
 
 import peewee as pw
 
-from common.models import HourlyUsage, histogram_columns
+from common.models import DailyUsage, HourlyUsage, histogram_columns
 
 from ..histogram import summarise
 
-H = HourlyUsage
+H, D = HourlyUsage, DailyUsage
+DAY = datetime.timedelta(days=1)
 SUMS = ("requests", "errors", "input_tokens", "output_tokens", "cache_creation_input_tokens",
         "cache_read_input_tokens", "cost_usd", "unpriced", "duration_ms_sum")
 HISTOGRAMS = tuple(histogram_columns("latency") + histogram_columns("ttft"))
@@ -35,13 +38,31 @@ def day_of(field):
     return pw.fn.substr(field, 1, 10)  # SQLite stores 'YYYY-MM-DD HH:MM:SS'
 
 
+def _segments(rng):
+    """[(table, its time column, from, to)] covering the range: whole days from the daily
+    table when the points are days, the hours around them from the hourly one."""
+    start = rng.since.replace(minute=0, second=0, microsecond=0)
+    if rng.hourly:
+        return [(H, H.hour, start, rng.until)]
+    first = start if start.hour == 0 else start.replace(hour=0) + DAY
+    last = rng.until.replace(hour=0, minute=0, second=0, microsecond=0)
+    if first >= last:
+        return [(H, H.hour, start, rng.until)]
+    return [(H, H.hour, start, first), (D, D.day, first, last), (H, H.hour, last, rng.until)]
+
+
 def _scan(rng, group, sums):
-    fields = [pw.fn.SUM(getattr(H, c)).alias(c) for c in sums]
-    query = H.select(*group, *fields).where(
-        H.hour >= rng.since.replace(minute=0, second=0, microsecond=0), H.hour < rng.until)
-    if rng.domain:
-        query = query.where(H.domain == rng.domain)
-    return query.group_by(*group).tuples()
+    """Rows of `group` (a function of a table's time column and the table: the columns to
+    group by) and the `sums`, over the range's segments."""
+    for table, time, lower, upper in _segments(rng):
+        if lower >= upper:
+            continue
+        fields = [pw.fn.SUM(getattr(table, c)).alias(c) for c in sums]
+        columns = group(table, time)
+        query = table.select(*columns, *fields).where(time >= lower, time < upper)
+        if rng.domain:
+            query = query.where(table.domain == rng.domain)
+        yield from query.group_by(*columns).tuples()
 
 
 def _fold(into, key, values):
@@ -96,15 +117,19 @@ def stats(rng):
     cost_at, requests_at = columns.index("cost_usd"), SUMS.index("requests")
     total, series, by_model, model_cost = {}, {}, {}, {}
     # Daily points are grouped in SQL: a month is then ~150 rows to fold, not ~3,500.
-    bucket = day_of(H.hour) if not rng.hourly else H.hour
-    for point, model, *values in _scan(rng, (bucket.alias("point"), H.model), columns):
+    def bucket(table, time):
+        return (time if rng.hourly or table is D else day_of(time)).alias("point")
+
+    for point, model, *values in _scan(rng, lambda t, time: (bucket(t, time), t.model), columns):
         values, point = [v or 0 for v in values], _time(point)
         _fold(total, "all", values)
         _fold(series, point, values)
         _fold(by_model, model, values)
         model_cost[(model, point)] = model_cost.get((model, point), 0) + values[cost_at]
     by_domain, by_type, domain_requests = {}, {}, {}
-    group = (bucket.alias("point"), H.domain, H.request_type)
+    def group(table, time):
+        return bucket(table, time), table.domain, table.request_type
+
     for point, domain, request_type, *values in _scan(rng, group, SUMS):
         values, point = [v or 0 for v in values], _time(point)
         _fold(by_domain, domain, values)

@@ -186,6 +186,8 @@ def test_the_grouping_keys_are_added_to_an_existing_database(database):
     assert _schema(database) == fresh
     # The overview's table is untouched; /api/usage's is filled from the rows, per session.
     assert HourlyUsage.get(HourlyUsage.hour == hour, HourlyUsage.domain == "a").requests == 3
+    daily, midnight = models.DailyUsage, hour.replace(hour=0)
+    assert daily.get(daily.day == midnight, daily.domain == "a").requests == 3  # days from hours
     by_key = models.HourlyUsageByKey
     sessions = dict(by_key.select(by_key.session_id, pw.fn.SUM(by_key.output_tokens))
                     .group_by(by_key.session_id).tuples())
@@ -196,6 +198,7 @@ def test_the_grouping_keys_are_added_to_an_existing_database(database):
            "project": "/p", "output_tokens": 5}
     aggregates.add([row, dict(row)])
     assert HourlyUsage.get(HourlyUsage.hour == hour, HourlyUsage.domain == "a").requests == 5
+    assert daily.get(daily.day == midnight, daily.domain == "a").requests == 5
     assert by_key.get(by_key.project == "/p").requests == 2
     assert migrate(database) == []
 

@@ -2,6 +2,7 @@
 import csv
 import datetime
 
+from bench import seed as bench_seed
 from common.recording import aggregates
 from common.models import ApiRequest, utcnow
 
@@ -34,6 +35,31 @@ def test_overview_cards_match_the_rows(client, seeded):
     assert abs(per_model - totals["cost_usd"]) < 1e-6
     per_domain = sum(sum(values) for values in data["requests_by_domain"].values())
     assert per_domain <= totals["requests"] and len(data["requests_by_domain"]) <= 8
+
+
+def test_ranges_of_days_add_up_to_the_rows_whatever_the_hour_they_start(client, database):
+    """Whole days come from the daily sums, the partial first and last days from the
+    hours: totals and each day's point still count exactly the rows in the range."""
+    bench_seed.seed(database, 900, days=12, seed_value=11, body_fraction=0)
+    aggregates.rebuild(database)
+    now = utcnow()
+    for since, until in ((now - datetime.timedelta(days=10, hours=7), now),
+                         (now - datetime.timedelta(days=9, hours=15),
+                          now - datetime.timedelta(days=2, hours=5)),
+                         ((now - datetime.timedelta(days=8)).replace(hour=0, minute=0),
+                          (now - datetime.timedelta(days=1)).replace(hour=0, minute=0))):
+        start = since.replace(minute=0, second=0, microsecond=0)
+        rows = list(ApiRequest.select().where(ApiRequest.timestamp >= start,
+                                              ApiRequest.timestamp < until))
+        data = client.get(f"/api/stats?since={since.isoformat()}&until={until.isoformat()}").json
+        assert data["granularity"] == "day"
+        assert data["totals"]["requests"] == len(rows) > 100
+        assert data["totals"]["output_tokens"] == sum(r.output_tokens for r in rows)
+        per_day = {}
+        for r in rows:
+            day = r.timestamp.strftime("%Y-%m-%d")
+            per_day[day] = per_day.get(day, 0) + 1
+        assert {p["time"][:10]: p["requests"] for p in data["series"]} == per_day
 
 
 def test_overview_cards_refresh_themselves(client, seeded):

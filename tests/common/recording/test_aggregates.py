@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from common.models import LATENCY_BUCKETS_MS, ApiRequest, HourlyUsage, histogram_columns
+from common.models import LATENCY_BUCKETS_MS, ApiRequest, DailyUsage, HourlyUsage, histogram_columns
 from common.recording import aggregates
 from common.retention import prune
 
@@ -79,6 +79,36 @@ def test_batches_that_touch_different_columns_sum_like_one(database):
     aggregates.rebuild(database)
     assert _table() == per_batch
     assert sum(r.unpriced for r in HourlyUsage.select()) == 1
+
+
+def _days_from_hours():
+    days = {}
+    for r in HourlyUsage.select().dicts():
+        key = (r["hour"].date(), r["domain"], r["model"], r["request_type"], r["account_id"])
+        sums = days.setdefault(key, dict.fromkeys(aggregates.SUM_COLUMNS, 0))
+        for c in aggregates.SUM_COLUMNS:
+            sums[c] += r[c]
+    return days
+
+
+def _days():
+    return {(r["day"].date(), r["domain"], r["model"], r["request_type"], r["account_id"]):
+            {c: r[c] for c in aggregates.SUM_COLUMNS} for r in DailyUsage.select().dicts()}
+
+
+def test_each_day_holds_the_sums_of_its_hours(database):
+    """The writer adds to the day with the hour; a rebuild makes the days from the hours."""
+    late = [_row(10 + n, minutes=60 * 20 + 90 * n, duration_ms=40.0 * (n + 1)) for n in range(4)]
+    for batch in (_rows()[:2], _rows()[2:], late[:1], late[1:]):
+        aggregates.add(batch)
+    by_hours = _days_from_hours()
+    assert len({key[0] for key in by_hours}) == 2  # the late rows run into the next day
+    assert _days() == by_hours
+    DailyUsage.delete().execute()
+    aggregates.rebuild_days(database, since=T0 + datetime.timedelta(days=1, hours=3))
+    assert _days() == {k: v for k, v in by_hours.items() if k[0] > T0.date()}
+    aggregates.rebuild_days(database)
+    assert _days() == by_hours
 
 
 def test_rebuild_keeps_hours_that_retention_thinned(database):
