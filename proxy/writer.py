@@ -69,16 +69,33 @@ def encode_frame(value):
     return [header, data, *raws]
 
 
+def decode_frame(read):
+    """The value of the next frame, reading with `read(n)` (n bytes, or None at the end);
+    None when the stream ends before the frame does."""
+    header = read(_HEADER.size)
+    if header is None:
+        return None
+    size, count = _HEADER.unpack(header)
+    lengths = read(_LENGTH.size * count) if count else b""
+    data = read(size)
+    if lengths is None or data is None:
+        return None
+    buffers = []
+    for (length,) in _LENGTH.iter_unpack(lengths):
+        buffers.append(read(length))
+        if buffers[-1] is None:
+            return None
+    return pickle.loads(data, buffers=buffers)
+
+
 def read_frames(stream):
     """Each value from a stream of frames, until end of file."""
-    while True:
-        header = stream.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            return
-        size, count = _HEADER.unpack(header)
-        lengths = [_LENGTH.unpack(stream.read(_LENGTH.size))[0] for _ in range(count)]
-        data = stream.read(size)
-        yield pickle.loads(data, buffers=[stream.read(n) for n in lengths])
+    def read(n):
+        data = stream.read(n)
+        return data if len(data) == n else None
+
+    while (value := decode_frame(read)) is not None:
+        yield value
 
 
 def _close_fd(fd):
@@ -192,20 +209,7 @@ class FrameReader:
             return None
         if not select.select([self.fd], [], [], timeout)[0]:
             return None
-        header = self._read(_HEADER.size)
-        if header is None:
-            return None
-        size, count = _HEADER.unpack(header)
-        lengths = self._read(_LENGTH.size * count) if count else b""
-        data = self._read(size)
-        if lengths is None or data is None:
-            return None
-        buffers = []
-        for (length,) in _LENGTH.iter_unpack(lengths):
-            buffers.append(self._read(length))
-            if buffers[-1] is None:
-                return None
-        return pickle.loads(data, buffers=buffers)
+        return decode_frame(self._read)
 
     def _read(self, size):
         parts, left = [], size
